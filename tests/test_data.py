@@ -1,0 +1,68 @@
+import bz2
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from tlcourse.assets import AssetUnavailableError
+from tlcourse.data import (load_digits_images, load_mnist_5k, load_rotten_tomatoes_snippets, load_sst2,
+                           make_loader, per_class_subset, save_sst2, split_indices)
+
+
+def test_offline_data_sets_have_the_published_shapes():
+    images, labels = load_mnist_5k()
+    assert images.shape == (5000, 28, 28) and images.dtype == torch.uint8 and set(labels.tolist()) == set(range(10))
+    digits, digit_labels = load_digits_images()
+    assert digits.shape == (1797, 8, 8) and float(digits.max()) == 1.0 and len(digit_labels) == 1797
+
+
+def test_rotten_tomatoes_reader_on_a_file_in_the_same_format(tmp_path):
+    path = tmp_path / "rt.csv.bz2"
+    with bz2.open(path, "wt", encoding="utf-8") as handle:
+        handle.write('category,text,movie_name,has_plot_and_reviews\n'
+                     'fresh,"A joy, start to finish.",m1,False\nplot,A plot summary.,m1,False\n'
+                     'rotten,Dull.,m2,False\n')
+    texts, labels, movies = load_rotten_tomatoes_snippets(path)
+    assert texts == ["A joy, start to finish.", "Dull."] and labels == [1, 0] and movies == ["m1", "m2"]
+
+
+def test_installed_rotten_tomatoes_file():
+    texts, labels, _ = load_rotten_tomatoes_snippets()
+    assert len(texts) > 10_000 and set(labels) == {0, 1}
+
+
+def test_sst2_cache_round_trip(tmp_path):
+    save_sst2({"train": (["good film"], [1]), "validation": (["bad", "fine"], [0, 1])}, root=tmp_path)
+    assert load_sst2("validation", root=tmp_path) == (["bad", "fine"], [0, 1])
+    with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch sst2"):
+        load_sst2("train", root=tmp_path / "empty")
+    with pytest.raises(ValueError, match="split must be 'train' or 'validation', got 'test'"):
+        load_sst2("test", root=tmp_path)
+    with pytest.raises(ValueError, match="1 texts but 2 labels"):
+        save_sst2({"train": (["a"], [0, 1])}, root=tmp_path)
+
+
+def test_loader_order_depends_only_on_seed():
+    data = TensorDataset(torch.arange(20))
+    order = lambda seed: torch.cat([b[0] for b in make_loader(data, 5, shuffle=True, seed=seed)]).tolist()
+    torch.manual_seed(0)
+    first = order(1)
+    torch.manual_seed(42)
+    assert order(1) == first and order(2) != first and sorted(first) == list(range(20))
+    with pytest.raises(ValueError, match="data set is empty"):
+        make_loader(TensorDataset(torch.zeros(0)), 5, shuffle=False)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        make_loader(data, 0, shuffle=False)
+
+
+def test_label_budget_and_splits():
+    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 3)
+    chosen = per_class_subset(labels, per_class=3, seed=0, classes=[0, 1])
+    assert len(chosen) == 6 and labels[chosen].tolist().count(0) == 3 and 2 not in labels[chosen].tolist()
+    assert per_class_subset(labels, 3, seed=0) == per_class_subset(labels, 3, seed=0)
+    with pytest.raises(ValueError, match="class 2 has 3 examples, fewer than per_class=4"):
+        per_class_subset(labels, per_class=4, seed=0)
+    parts = split_indices(10, (0.7, 0.3), seed=0)
+    assert sorted(parts[0] + parts[1]) == list(range(10)) and len(parts[0]) == 7
+    with pytest.raises(ValueError, match="sum to 1"):
+        split_indices(10, (0.5, 0.2), seed=0)

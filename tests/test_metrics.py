@@ -1,0 +1,51 @@
+import math
+
+import pytest
+import torch
+from sklearn import metrics as reference
+
+from tlcourse.metrics import accuracy, confusion_matrix, f1_score, mean_and_std, per_class_accuracy
+
+
+def random_case(seed: int, classes: int = 4, count: int = 50):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, classes, (count,), generator=generator), torch.randint(0, classes, (count,), generator=generator)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_against_scikit_learn(seed):
+    predictions, targets = random_case(seed)
+    assert accuracy(predictions, targets) == pytest.approx(reference.accuracy_score(targets, predictions))
+    assert confusion_matrix(predictions, targets, 4).tolist() == reference.confusion_matrix(targets, predictions, labels=range(4)).tolist()
+    assert f1_score(predictions, targets, average="macro") == pytest.approx(
+        reference.f1_score(targets, predictions, average="macro"))
+    binary_p, binary_t = predictions % 2, targets % 2
+    assert f1_score(binary_p, binary_t) == pytest.approx(reference.f1_score(binary_t, binary_p))
+    recall = reference.recall_score(targets, predictions, average=None, labels=range(4))
+    torch.testing.assert_close(per_class_accuracy(confusion_matrix(predictions, targets, 4)),
+                               torch.tensor(recall, dtype=torch.float64))
+
+
+def test_logits_are_accepted():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0]])
+    assert accuracy(logits, torch.tensor([0, 0])) == 0.5
+
+
+def test_mean_and_std_uses_sample_std():
+    mean, std = mean_and_std([1.0, 2.0, 3.0])
+    assert mean == 2.0 and std == pytest.approx(1.0)
+    assert mean_and_std([0.4]) == (0.4, 0.0)
+    assert math.isnan(per_class_accuracy(torch.tensor([[0, 0], [1, 1]]))[0])
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="same N"):
+        accuracy(torch.tensor([1, 0]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="no examples"):
+        accuracy(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 1\]"):
+        confusion_matrix(torch.tensor([0]), torch.tensor([2]), 2)
+    with pytest.raises(ValueError, match="average must be"):
+        f1_score(torch.tensor([0]), torch.tensor([0]), average="micro")
+    with pytest.raises(ValueError, match="values is empty"):
+        mean_and_std([])

@@ -1,0 +1,37 @@
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from tlcourse.plotting import plot_confusion_matrix, plot_image_grid, plot_learning_curves
+from tlcourse.train import History
+
+
+def test_learning_curves_draw_on_given_axes():
+    history = History([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}])
+    figure, ax = plt.subplots()
+    returned = plot_learning_curves({"run": history}, ax=ax)
+    assert returned is figure
+    assert list(ax.lines[0].get_ydata()) == [0.5, 0.7]
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "val accuracy"
+    plt.close("all")
+
+
+def test_confusion_matrix_rows_are_normalised():
+    figure = plot_confusion_matrix(torch.tensor([[3, 1], [0, 2]]), ["a", "b"])
+    data = figure.axes[0].images[0].get_array()
+    assert data[0].tolist() == [0.75, 0.25] and figure.axes[0].get_ylabel() == "true class"
+    with pytest.raises(ValueError, match=r"expected a \(3, 3\) matrix"):
+        plot_confusion_matrix(torch.eye(2), ["a", "b", "c"])
+    plt.close("all")
+
+
+def test_image_grid_undoes_normalisation():
+    image = torch.zeros(1, 3, 2, 2)  # normalised zeros are the mean colour
+    figure = plot_image_grid(image, titles=["x"], mean=(0.5, 0.25, 0.0), std=(1, 1, 1))
+    shown = figure.axes[0].images[0].get_array()
+    assert shown[0, 0].tolist() == [0.5, 0.25, 0.0]
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, 1 or 3, H, W\)"):
+        plot_image_grid(torch.zeros(3, 2, 2))
+    with pytest.raises(ValueError, match="got 2 titles for 1 images"):
+        plot_image_grid(image, titles=["a", "b"])
+    plt.close("all")

@@ -1,0 +1,180 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from tlcourse.checkpoint import load_checkpoint
+from tlcourse.data import make_loader
+from tlcourse.runtime import seed_everything
+from tlcourse.train import NonFiniteLossError, evaluate, fit, predict
+
+
+def image_data(count: int = 48) -> TensorDataset:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(count, 1, 8, 8, generator=generator)
+    labels = (images.mean(dim=(1, 2, 3)) > 0).long()  # a learnable rule
+    return TensorDataset(images, labels)
+
+
+def image_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+
+
+class TextData(Dataset):
+    """Dict examples as a tokenizer makes them."""
+
+    def __init__(self, count: int = 32):
+        generator = torch.Generator().manual_seed(1)
+        self.ids = torch.randint(1, 20, (count, 6), generator=generator)
+        self.labels = (self.ids[:, 0] > 10).long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": self.ids[index], "attention_mask": torch.ones(6, dtype=torch.long),
+                "labels": self.labels[index]}
+
+
+class TextModel(nn.Module):
+    """Returns an object with .logits, like a Hugging Face model."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.dropout = nn.Dropout(0.1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.embedding(input_ids) * attention_mask.unsqueeze(-1)  # (B, T, 8)
+        return SimpleNamespace(logits=self.head(self.dropout(hidden.mean(dim=1))))
+
+
+def train_once(kind: str, **kwargs):
+    seed_everything(0)
+    model = image_model() if kind == "image" else TextModel()
+    data = image_data() if kind == "image" else TextData()
+    loader = make_loader(data, batch_size=8, shuffle=True, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    history = fit(model, loader, optimizer, num_epochs=3, scheduler=scheduler, val_loader=loader,
+                  progress=False, **kwargs)
+    return model, history
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
+def test_same_seed_gives_identical_weights_and_metrics(kind):
+    first_model, first = train_once(kind)
+    second_model, second = train_once(kind)
+    for a, b in zip(first.records, second.records):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    for (name, a), b in zip(first_model.state_dict().items(), second_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_fit_learns_and_records_history():
+    _, history = train_once("image")
+    assert len(history) == 3 and history["epoch"] == [1, 2, 3]
+    assert history.last["train_loss"] < history.records[0]["train_loss"]
+    assert set(history.last) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
+def test_interrupted_run_resumes_to_the_same_weights(kind, tmp_path):
+    reference, reference_history = train_once(kind)
+    path = tmp_path / "run.safetensors"
+
+    def crash(epoch, step, loss):
+        if epoch == 2 and step == 3:
+            raise KeyboardInterrupt("session died")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_once(kind, checkpoint_path=path, on_step=crash)
+    assert load_checkpoint(path)["epoch"] == 1  # the last good checkpoint is the end of epoch 1
+    # A new session: fresh objects, a different global seed; the checkpoint restores everything.
+    seed_everything(123)
+    model = image_model() if kind == "image" else TextModel()
+    data = image_data() if kind == "image" else TextData()
+    loader = make_loader(data, batch_size=8, shuffle=True, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    history = fit(model, loader, optimizer, num_epochs=3, scheduler=scheduler, val_loader=loader,
+                  progress=False, checkpoint_path=path, resume=True)
+    for name, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert history["train_loss"] == reference_history["train_loss"]
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
+    path = tmp_path / "run.safetensors"
+    model = nn.Linear(2, 2)
+    loader = make_loader(TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), 4, shuffle=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, loader, optimizer, num_epochs=1, checkpoint_path=path, progress=False)
+
+    def loss_that_explodes(logits, targets):
+        return F.cross_entropy(logits, targets) * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 1.*checkpoint .* is intact"):
+        fit(model, loader, optimizer, num_epochs=2, loss_fn=loss_that_explodes, checkpoint_path=path,
+            resume=True, progress=False)
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_bad_input_is_explained():
+    model = nn.Linear(2, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    bad_labels = make_loader(TensorDataset(torch.randn(4, 2), torch.tensor([0, 1, 2, 3])), 4, shuffle=False)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\].*3 outputs; got labels from 0 to 3"):
+        fit(model, bad_labels, optimizer, num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="train_loader is empty"):
+        fit(model, [], optimizer, num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="num_epochs must be a positive int, got 0"):
+        fit(model, bad_labels, optimizer, num_epochs=0)
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint_path"):
+        fit(model, bad_labels, optimizer, num_epochs=1, resume=True)
+    float_labels = [(torch.randn(2, 2), torch.tensor([0.0, 1.0]))]
+    with pytest.raises(TypeError, match="expected integer class labels, got dtype torch.float32"):
+        fit(model, float_labels, optimizer, num_epochs=1, progress=False)
+    with pytest.raises(TypeError, match="an \\(inputs, targets\\) pair or a dict"):
+        fit(model, [(torch.randn(2, 2),)], optimizer, num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="needs a 'labels' entry"):
+        fit(model, [{"x": torch.randn(2, 2)}], optimizer, num_epochs=1, progress=False)
+
+
+def test_evaluate_and_predict_match_a_direct_computation():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 3)
+    inputs, targets = torch.randn(10, 2), torch.randint(0, 3, (10,))
+    loader = make_loader(TensorDataset(inputs, targets), 4, shuffle=False)
+    logits, seen = predict(model, loader)
+    with torch.no_grad():
+        expected = model(inputs)
+    torch.testing.assert_close(logits, expected)
+    assert torch.equal(seen, targets)
+    result = evaluate(model, loader)
+    assert result["count"] == 10
+    assert result["loss"] == pytest.approx(F.cross_entropy(expected, targets).item(), rel=1e-6)
+    assert result["accuracy"] == pytest.approx((expected.argmax(1) == targets).float().mean().item())
+    assert model.training  # evaluate restores the mode it found
+
+
+def test_gradient_clipping_bounds_the_update():
+    model = nn.Linear(1, 2, bias=False)
+    before = model.weight.detach().clone()
+    loader = [(torch.full((1, 1), 1e6), torch.tensor([0]))]
+    fit(model, loader, torch.optim.SGD(model.parameters(), lr=1.0), num_epochs=1, max_grad_norm=0.5,
+        progress=False)
+    assert torch.linalg.vector_norm(model.weight.detach() - before) <= 0.5 + 1e-6
+
+
+def test_max_steps_per_epoch():
+    steps = []
+    loader = make_loader(image_data(), batch_size=4, shuffle=False)
+    model = image_model()
+    fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), num_epochs=2, max_steps_per_epoch=2,
+        progress=False, on_step=lambda e, s, loss: steps.append((e, s)))
+    assert steps == [(1, 1), (1, 2), (2, 1), (2, 2)]
