@@ -1,0 +1,153 @@
+"""Tests of tlcourse.fusion against hand computations and torch references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse.fusion import (
+    average_logits,
+    average_probabilities,
+    average_state_dicts,
+    fit_ensemble_weights,
+    greedy_soup,
+    interpolate,
+    recompute_batchnorm_statistics,
+    uniform_soup,
+    weighted_ensemble,
+)
+
+
+def _net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def _trained_state(seed: int) -> dict[str, torch.Tensor]:
+    net = _net(seed)
+    net.train()
+    net(torch.randn(8, 3))  # moves running stats and num_batches_tracked
+    return {key: value.clone() for key, value in net.state_dict().items()}
+
+
+def test_interpolate_ends_are_exact() -> None:
+    first, second = _trained_state(0), _trained_state(1)
+    second["1.num_batches_tracked"] = torch.tensor(7)
+    at_zero, at_one = interpolate(first, second, 0.0), interpolate(first, second, 1.0)
+    for key in first:
+        assert torch.equal(at_zero[key], first[key])
+        assert torch.equal(at_one[key], second[key])
+
+
+def test_interpolate_midpoint_matches_hand_formula() -> None:
+    first, second = _trained_state(0), _trained_state(1)
+    mixed = interpolate(first, second, 0.3)
+    for key in first:
+        if first[key].is_floating_point():
+            torch.testing.assert_close(mixed[key], 0.7 * first[key] + 0.3 * second[key])
+        else:
+            assert torch.equal(mixed[key], first[key])  # integer buffers from the nearer end
+
+
+def test_soup_of_identical_models_is_the_model() -> None:
+    state = _trained_state(0)
+    soup = uniform_soup([state, state, state])
+    for key in state:
+        torch.testing.assert_close(soup[key], state[key], rtol=0, atol=1e-7)
+        assert soup[key].dtype == state[key].dtype
+
+
+def test_uniform_soup_matches_torch_mean() -> None:
+    states = [_trained_state(seed) for seed in range(3)]
+    soup = uniform_soup(states)
+    for key in states[0]:
+        if states[0][key].is_floating_point():
+            torch.testing.assert_close(soup[key], torch.stack([s[key] for s in states]).mean(0))
+        else:
+            assert torch.equal(soup[key], states[0][key])
+
+
+def test_weighted_average_state_dicts() -> None:
+    states = [{"w": torch.tensor([0.0])}, {"w": torch.tensor([4.0])}]
+    torch.testing.assert_close(average_state_dicts(states, [3.0, 1.0])["w"], torch.tensor([1.0]))
+
+
+def test_greedy_soup_never_worse_than_best_single_on_validation() -> None:
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    states = [_trained_state(seed) for seed in range(5)]
+    template = _net(0).eval()
+
+    def accuracy(state: dict[str, torch.Tensor]) -> float:
+        template.load_state_dict(state)
+        with torch.no_grad():
+            return float((template(inputs).argmax(1) == targets).float().mean())
+
+    result = greedy_soup(states, accuracy)
+    best_single = max(accuracy(state) for state in states)
+    assert result.score >= best_single
+    assert accuracy(result.state_dict) == pytest.approx(result.score)
+    assert result.individual_scores[result.chosen[0]] == best_single
+
+
+def test_average_probabilities_and_logits_match_references() -> None:
+    torch.manual_seed(0)
+    logits = [torch.randn(5, 3) for _ in range(4)]
+    expected = sum(torch.softmax(x, 1) for x in logits) / 4
+    torch.testing.assert_close(average_probabilities(logits), expected)
+    torch.testing.assert_close(average_logits(logits), (logits[0] + logits[1] + logits[2] + logits[3]) / 4)
+    torch.testing.assert_close(weighted_ensemble(logits, [0.25] * 4), expected)
+
+
+def test_fit_ensemble_weights_on_simplex_and_prefers_good_model() -> None:
+    torch.manual_seed(0)
+    targets = torch.randint(0, 3, (50,))
+    good = torch.nn.functional.one_hot(targets, 3).float() * 4
+    noise = [torch.randn(50, 3) for _ in range(2)]
+    weights = fit_ensemble_weights([noise[0], good, noise[1]], targets)
+    assert weights.shape == (3,)
+    assert (weights >= 0).all()
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert int(weights.argmax()) == 1
+
+
+def test_fit_ensemble_weights_accepts_inference_mode_logits() -> None:
+    with torch.inference_mode():  # what tlcourse.train.predict returns
+        logits = [torch.randn(10, 3), torch.randn(10, 3)]
+        targets = torch.zeros(10, dtype=torch.long)
+    weights = fit_ensemble_weights(logits, targets, num_steps=5)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_recompute_batchnorm_statistics_matches_data_moments() -> None:
+    net = _net(0)
+    data = torch.randn(32, 3)
+    recompute_batchnorm_statistics(net, [(data[:16], None), (data[16:], None)])
+    hidden = net[0](data)
+    torch.testing.assert_close(net[1].running_mean, hidden.mean(0), rtol=1e-4, atol=1e-5)
+    assert not net.training
+
+
+def test_bad_inputs_raise() -> None:
+    first = {"w": torch.zeros(2), "b": torch.zeros(1)}
+    with pytest.raises(ValueError, match="mismatched keys"):
+        interpolate(first, {"w": torch.zeros(2)}, 0.5)
+    with pytest.raises(ValueError, match="mismatched shapes"):
+        uniform_soup([first, {"w": torch.zeros(3), "b": torch.zeros(1)}])
+    with pytest.raises(ValueError, match="empty list"):
+        uniform_soup([])
+    with pytest.raises(ValueError, match="empty list"):
+        greedy_soup([], lambda state: 0.0)
+    with pytest.raises(ValueError, match="empty list"):
+        average_probabilities([])
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        interpolate(first, first, 1.5)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        interpolate(first, first, -0.1)
+    with pytest.raises(ValueError, match="mismatched shapes of logits"):
+        average_logits([torch.zeros(2, 3), torch.zeros(2, 4)])
+    with pytest.raises(ValueError, match="sum to 1"):
+        weighted_ensemble([torch.zeros(2, 3)] * 2, [0.9, 0.9])
+    with pytest.raises(ValueError, match="targets"):
+        fit_ensemble_weights([torch.zeros(2, 3)], torch.zeros(3, dtype=torch.long))

@@ -1,0 +1,184 @@
+"""Tests for tlcourse.vision, plus the on-disk formats the VGG16 chapter reads (offline)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse.data import load_cifar10
+from tlcourse.models import IMAGENET_MEAN, IMAGENET_STD, build_vgg16
+from tlcourse.transfer import freeze_first, trainable_parameter_names
+from tlcourse.vision import (
+    extract_features,
+    mnist_as_rgb,
+    most_confident_mistakes,
+    split_head,
+    validate_images,
+    vgg16_blocks,
+)
+
+
+@pytest.fixture(scope="module")
+def vgg() -> nn.Module:
+    torch.manual_seed(0)
+    return build_vgg16(10, pretrained=False)
+
+
+def test_imagenet_weights_load_from_torch_hub_cache(tmp_path, monkeypatch):
+    # The file torchvision would download, written in the cache with its official name. A cached
+    # file is loaded as is: torch.hub only checks the hash prefix when it downloads.
+    from torchvision.models import VGG16_Weights, vgg16
+
+    torch.manual_seed(1)
+    reference = vgg16(weights=None).state_dict()
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(reference, checkpoints / "vgg16-397923af.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # forget any set_dir, so TORCH_HOME is read
+    model = build_vgg16(10, pretrained=True)
+    loaded = model.state_dict()
+    for name in ("features.0.weight", "classifier.0.weight", "classifier.3.bias"):
+        assert torch.equal(loaded[name], reference[name])
+    assert model.classifier[6].out_features == 10
+    assert VGG16_Weights.IMAGENET1K_V1.url.endswith("vgg16-397923af.pth")
+
+
+def _write_cifar(root, per_batch: int) -> dict[str, str]:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {"batch_label": name, "labels": rng.integers(0, 10, per_batch).tolist(),
+                 "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 "filenames": [f"{i}.png" for i in range(per_batch)]}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle)
+    meta = {"label_names": [n for n in ["airplane", "automobile", "bird", "cat", "deer",
+                                                  "dog", "frog", "horse", "ship", "truck"]]}
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump(meta, handle)
+    return {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in names + ["batches.meta"]}
+
+
+def test_cifar10_reads_official_pickle_layout(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    md5 = _write_cifar(tmp_path, per_batch=4)
+    # torchvision checks every file's md5 against CIFAR-10's; point it at the tiny files' md5s.
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
+    train = load_cifar10(train=True, root=tmp_path)
+    test = load_cifar10(train=False, root=tmp_path)
+    assert len(train) == 20 and len(test) == 4
+    assert train.classes[0] == "airplane"
+    image, label = test[0]
+    assert image.size == (32, 32) and 0 <= label < 10
+
+
+def test_head_replacement_keeps_fc6_fc7(vgg):
+    torch.manual_seed(0)
+    from torchvision.models import vgg16
+
+    original = vgg16(weights=None)
+    fc6, fc7 = original.classifier[0].weight.clone(), original.classifier[3].weight.clone()
+    from tlcourse.transfer import replace_head
+
+    replace_head(original, "classifier.6", 10)
+    assert torch.equal(original.classifier[0].weight, fc6)
+    assert torch.equal(original.classifier[3].weight, fc7)
+    assert original.classifier[6].in_features == 4096 and original.classifier[6].out_features == 10
+
+
+def test_vgg16_blocks_and_freeze_first(vgg):
+    blocks = vgg16_blocks(vgg)
+    assert [len(b) for b in blocks] == [5, 5, 7, 7, 7]
+    assert all(isinstance(b[-1], nn.MaxPool2d) for b in blocks)
+    freeze_first(blocks, 3)
+    # Conv indices of features: blocks 1-3 hold 0, 2, 5, 7, 10, 12, 14; blocks 4-5 start at 17.
+    expected = [f"features.{i}.{p}" for i in (17, 19, 21, 24, 26, 28) for p in ("weight", "bias")]
+    expected += [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+    assert trainable_parameter_names(vgg) == expected
+    freeze_first(blocks, 0)
+    assert all(p.requires_grad for p in vgg.parameters())
+
+
+def test_vgg16_blocks_rejects_other_models():
+    with pytest.raises(ValueError, match="features"):
+        vgg16_blocks(nn.Linear(2, 2))
+
+
+def test_vgg16_blocks_wrong_pool_count():
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Conv2d(3, 3, 3), nn.MaxPool2d(2))
+    with pytest.raises(ValueError, match="5 MaxPool"):
+        vgg16_blocks(model)
+
+
+def test_cached_features_equal_backbone_output(vgg):
+    torch.manual_seed(0)
+    images = torch.randn(5, 3, 32, 32)
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    backbone, head = split_head(vgg, "classifier.6")
+    try:
+        cache = extract_features(backbone, DataLoader(TensorDataset(images, labels), batch_size=2))
+        backbone.eval()
+        with torch.no_grad():
+            direct = backbone(images)  # (5, 4096): fc7 activations
+        assert cache.tensors[0].shape == (5, 4096)
+        torch.testing.assert_close(cache.tensors[0], direct)
+        assert torch.equal(cache.tensors[1], labels)
+        # The head on cached features reproduces the full model's logits.
+        vgg.classifier[6] = head
+        with torch.no_grad():
+            torch.testing.assert_close(head(cache.tensors[0]), vgg(images))
+    finally:
+        vgg.classifier[6] = head
+
+
+def test_extract_features_empty_loader():
+    with pytest.raises(ValueError, match="empty"):
+        extract_features(nn.Linear(2, 2), [])
+
+
+def test_mnist_as_rgb_matches_hand_computation():
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    out = mnist_as_rgb(images, 32)
+    assert out.shape == (3, 3, 32, 32)
+    gray = torch.nn.functional.interpolate(images.float().unsqueeze(1) / 255, size=32, mode="bilinear")
+    for c in range(3):
+        torch.testing.assert_close(out[:, c], (gray[:, 0] - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="3 channels"):
+        validate_images(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="too small"):
+        validate_images(torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="labels must be in"):
+        validate_images(torch.zeros(2, 3, 32, 32), torch.tensor([0, 10]), num_classes=10)
+    with pytest.raises(ValueError, match="empty"):
+        validate_images(torch.zeros(0, 3, 32, 32))
+    with pytest.raises(ValueError, match="empty"):
+        mnist_as_rgb(torch.zeros(0, 28, 28, dtype=torch.uint8), 32)
+    with pytest.raises(ValueError, match="at least 32"):
+        mnist_as_rgb(torch.zeros(1, 28, 28, dtype=torch.uint8), 16)
+    with pytest.raises(ValueError, match="no submodule"):
+        split_head(nn.Linear(2, 2), "classifier.6")
+
+
+def test_most_confident_mistakes():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
+    targets = torch.tensor([1, 1, 1, 0])
+    # Mistakes: 0 (p=.993), 2 (p=.881), 3 (p=.953) -> by confidence 0, 3, 2.
+    assert most_confident_mistakes(logits, targets, 10).tolist() == [0, 3, 2]
+    with pytest.raises(ValueError, match="count"):
+        most_confident_mistakes(logits, targets, 0)

@@ -1,0 +1,357 @@
+"""Losses written out from their formulas, for the chapter on the mathematics of fine-tuning.
+
+Each function is the formula of one equation of ``book/math.md``, computed in a numerically stable
+way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/test_losses.py``:
+
+* :func:`log_softmax` and :func:`softmax_cross_entropy` (log-sum-exp form, optional label
+  smoothing),
+* :func:`binary_cross_entropy_with_logits` for a single sigmoid output,
+* :func:`softmax_cross_entropy_gradient`, the closed form ``softmax(z) - onehot(y)``,
+* :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
+* :func:`two_layer_forward` and :func:`two_layer_backward`, backpropagation by hand through
+  ``linear -> tanh -> linear -> softmax cross-entropy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "log_softmax",
+    "softmax_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "softmax_cross_entropy_gradient",
+    "l2_sp_penalty",
+    "PenalisedLoss",
+    "TwoLayerCache",
+    "two_layer_forward",
+    "two_layer_backward",
+]
+
+
+def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise ValueError unless ``logits`` is ``(N, K)`` float and ``labels`` is ``(N,)`` in ``[0, K)``."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError("logits and labels must be torch.Tensor")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels must have shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
+            f"got {tuple(labels.shape)}"
+        )
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise ValueError(f"labels must be integer class indices, got {labels.dtype}")
+    num_classes = logits.shape[1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"labels out of range: expected values in [0, {num_classes - 1}], "
+            f"got min {int(labels.min())} and max {int(labels.max())}"
+        )
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the last dimension via log-sum-exp: ``z - m - log(sum(exp(z - m)))``.
+
+    Subtracting the row maximum ``m`` leaves the result unchanged and keeps every ``exp`` in
+    ``(0, 1]``, so logits of +-1000 stay finite.
+
+    Args:
+        logits: float tensor ``(..., K)``.
+
+    Returns:
+        Tensor of the same shape whose rows are log-probabilities.
+
+    Example:
+        >>> log_softmax(torch.tensor([[1000.0, 0.0]])).exp()
+        tensor([[1., 0.]])
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("logits must be a floating point torch.Tensor")
+    shift = logits.max(dim=-1, keepdim=True).values.detach()  # (..., 1), a constant for autograd
+    shifted = logits - shift
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
+def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                          label_smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
+    """Softmax cross-entropy ``-sum_k q_k log softmax(z)_k`` with smoothed targets ``q``.
+
+    With smoothing ``eps``, ``q = (1 - eps) onehot(y) + eps / K`` (the convention of
+    ``torch.nn.functional.cross_entropy``).
+
+    Args:
+        logits: ``(N, K)`` float.
+        labels: ``(N,)`` integer classes in ``[0, K)``.
+        label_smoothing: ``eps`` in ``[0, 1]``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or ``(N,)`` losses for ``reduction="none"``.
+
+    Raises:
+        ValueError: on wrong shapes, labels out of range, bad smoothing or reduction.
+
+    Example:
+        >>> softmax_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]))
+        tensor(1.3863)
+    """
+    _check_logits_and_labels(logits, labels)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    log_probs = log_softmax(logits)  # (N, K)
+    nll = -log_probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)  # (N,)
+    uniform = -log_probs.mean(dim=1)  # (N,): cross-entropy against the uniform distribution
+    losses = (1.0 - label_smoothing) * nll + label_smoothing * uniform
+    return _reduce(losses, reduction)
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Apply ``"mean"``, ``"sum"`` or ``"none"`` to per-example losses."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor,
+                                     reduction: str = "mean") -> torch.Tensor:
+    """Binary cross-entropy of a sigmoid output, ``max(s, 0) - s t + log(1 + exp(-|s|))``.
+
+    This is ``-t log sigmoid(s) - (1 - t) log(1 - sigmoid(s))`` rewritten so that no ``exp``
+    overflows.
+
+    Args:
+        logits: float tensor ``s`` of any shape.
+        targets: same shape, values in ``[0, 1]``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or per-element losses for ``reduction="none"``.
+
+    Raises:
+        ValueError: on a shape mismatch or targets outside ``[0, 1]``.
+
+    Example:
+        >>> binary_cross_entropy_with_logits(torch.zeros(3), torch.ones(3))
+        tensor(0.6931)
+    """
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError("logits and targets must be torch.Tensor")
+    if logits.shape != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
+                         "must have the same shape")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+    targets = targets.to(logits.dtype)
+    if targets.numel() and (float(targets.min()) < 0.0 or float(targets.max()) > 1.0):
+        raise ValueError("targets must lie in [0, 1]")
+    losses = logits.clamp(min=0) - logits * targets + torch.log1p(torch.exp(-logits.abs()))
+    return _reduce(losses, reduction)
+
+
+def softmax_cross_entropy_gradient(logits: torch.Tensor, labels: torch.Tensor,
+                                   label_smoothing: float = 0.0) -> torch.Tensor:
+    """Closed-form gradient of the mean softmax cross-entropy: ``(softmax(z) - q) / N``.
+
+    Args:
+        logits: ``(N, K)`` float.
+        labels: ``(N,)`` integer classes.
+        label_smoothing: ``eps``; the target is ``q = (1 - eps) onehot(y) + eps / K``.
+
+    Returns:
+        ``(N, K)`` gradient of ``softmax_cross_entropy(logits, labels)`` w.r.t. ``logits``.
+
+    Example:
+        >>> softmax_cross_entropy_gradient(torch.zeros(1, 2), torch.tensor([0]))
+        tensor([[-0.5000,  0.5000]])
+    """
+    _check_logits_and_labels(logits, labels)
+    num_examples, num_classes = logits.shape
+    one_hot = torch.nn.functional.one_hot(labels.long(), num_classes).to(logits.dtype)  # (N, K)
+    target = (1.0 - label_smoothing) * one_hot + label_smoothing / num_classes
+    return (log_softmax(logits).exp() - target) / num_examples
+
+
+def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
+                  strength: float) -> torch.Tensor:
+    """L2-SP penalty ``strength / 2 * sum ||w - w0||^2`` over the names in ``reference``.
+
+    Li, Grandvalet and Davoine (2018) pull the fine-tuned backbone toward its pretrained weights
+    ``w0`` instead of toward zero (plain weight decay is the special case ``w0 = 0``).
+
+    Args:
+        parameters: name -> current tensor (e.g. ``dict(model.named_parameters())``).
+        reference: name -> pretrained tensor; only these names are penalised.
+        strength: ``alpha >= 0``.
+
+    Returns:
+        Scalar tensor, differentiable w.r.t. ``parameters``.
+
+    Raises:
+        ValueError: if a reference name is missing or shapes differ, or ``strength < 0``.
+
+    Example:
+        >>> l2_sp_penalty({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 1.0)
+        tensor(1.)
+    """
+    if strength < 0:
+        raise ValueError(f"strength must be non-negative, got {strength}")
+    if not reference:
+        raise ValueError("reference is empty: pass at least one pretrained tensor")
+    total: torch.Tensor | None = None
+    for name, anchor in reference.items():
+        if name not in parameters:
+            raise ValueError(f"parameter {name!r} from reference is missing in parameters")
+        current = parameters[name]
+        if current.shape != anchor.shape:
+            raise ValueError(f"shape mismatch for {name!r}: {tuple(current.shape)} vs "
+                             f"{tuple(anchor.shape)}")
+        term = (current - anchor.detach().to(current.device, current.dtype)).pow(2).sum()
+        total = term if total is None else total + term
+    assert total is not None
+    return 0.5 * strength * total
+
+
+class PenalisedLoss:
+    """``loss_fn(logits, targets)`` for :func:`tlcourse.train.fit`: cross-entropy plus L2-SP.
+
+    The penalty pulls each named parameter of ``model`` toward a frozen copy of its value at
+    construction time (L2-SP), or toward zero with ``toward_zero=True`` (plain L2 weight decay,
+    written as a loss term so that both variants differ only in the anchor).
+
+    Args:
+        model: the network being fine-tuned.
+        names: parameter names to penalise (e.g. the backbone's, not the new head's).
+        strength: ``alpha >= 0``.
+        toward_zero: anchor at zero instead of at the current (pretrained) weights.
+        label_smoothing: passed to :func:`softmax_cross_entropy`.
+
+    Example:
+        >>> model = nn.Linear(3, 2)
+        >>> loss_fn = PenalisedLoss(model, ["weight"], strength=0.1)
+        >>> round(loss_fn(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)).item(), 4)  # w = w0
+        0.6931
+    """
+
+    def __init__(self, model: nn.Module, names: list[str], strength: float,
+                 toward_zero: bool = False, label_smoothing: float = 0.0) -> None:
+        parameters = dict(model.named_parameters())
+        unknown = [name for name in names if name not in parameters]
+        if unknown:
+            raise ValueError(f"unknown parameter names: {unknown[:3]}")
+        if strength < 0:
+            raise ValueError(f"strength must be non-negative, got {strength}")
+        self.model = model
+        self.strength = strength
+        self.label_smoothing = label_smoothing
+        # Detached copies: the anchor w0 is a constant, never trained.
+        self.reference = {name: (torch.zeros_like(parameters[name]) if toward_zero
+                                 else parameters[name].detach().clone()) for name in names}
+
+    def penalty(self) -> torch.Tensor:
+        """The current penalty ``alpha / 2 * sum ||w - w0||^2`` (a scalar tensor)."""
+        return l2_sp_penalty(dict(self.model.named_parameters()), self.reference, self.strength)
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of ``logits`` against ``targets`` plus :meth:`penalty`."""
+        return softmax_cross_entropy(logits, targets, self.label_smoothing) + self.penalty()
+
+
+@dataclass(frozen=True)
+class TwoLayerCache:
+    """Intermediate tensors of :func:`two_layer_forward`, needed by the backward pass.
+
+    Attributes:
+        inputs: ``x``, ``(N, D)``.
+        pre_activation: ``a = x W1^T + b1``, ``(N, H)``.
+        hidden: ``h = tanh(a)``, ``(N, H)``.
+        logits: ``z = h W2^T + b2``, ``(N, K)``.
+        labels: ``y``, ``(N,)``.
+    """
+
+    inputs: torch.Tensor
+    pre_activation: torch.Tensor
+    hidden: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
+                      weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, TwoLayerCache]:
+    """Mean softmax cross-entropy of ``linear -> tanh -> linear``.
+
+    Args:
+        inputs: ``(N, D)``.
+        labels: ``(N,)`` classes.
+        weights: ``"W1"`` ``(H, D)``, ``"b1"`` ``(H,)``, ``"W2"`` ``(K, H)``, ``"b2"`` ``(K,)``.
+
+    Returns:
+        ``(loss, cache)``.
+
+    Raises:
+        ValueError: on missing weights or inconsistent shapes.
+
+    Example:
+        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
+        ...      "b2": torch.zeros(4)}
+        >>> two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)[0]
+        tensor(1.3863)
+    """
+    missing = {"W1", "b1", "W2", "b2"} - set(weights)
+    if missing:
+        raise ValueError(f"weights is missing {sorted(missing)}")
+    w1, b1, w2, b2 = weights["W1"], weights["b1"], weights["W2"], weights["b2"]
+    if inputs.dim() != 2 or w1.dim() != 2 or w2.dim() != 2:
+        raise ValueError("inputs, W1 and W2 must be matrices")
+    if w1.shape[1] != inputs.shape[1] or b1.shape != (w1.shape[0],) or w2.shape[1] != w1.shape[0] \
+            or b2.shape != (w2.shape[0],):
+        raise ValueError(
+            f"inconsistent shapes: inputs {tuple(inputs.shape)}, W1 {tuple(w1.shape)}, "
+            f"b1 {tuple(b1.shape)}, W2 {tuple(w2.shape)}, b2 {tuple(b2.shape)}"
+        )
+    pre_activation = inputs @ w1.T + b1  # (N, H)
+    hidden = torch.tanh(pre_activation)  # (N, H)
+    logits = hidden @ w2.T + b2  # (N, K)
+    loss = softmax_cross_entropy(logits, labels)
+    return loss, TwoLayerCache(inputs, pre_activation, hidden, logits, labels)
+
+
+def two_layer_backward(cache: TwoLayerCache,
+                       weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every gradient of the mean loss of :func:`two_layer_forward`, by the chain rule.
+
+    Args:
+        cache: from :func:`two_layer_forward`.
+        weights: the same weights.
+
+    Returns:
+        Gradients ``"logits"`` ``(N, K)``, ``"W2"``, ``"b2"``, ``"hidden"`` ``(N, H)``,
+        ``"pre_activation"`` ``(N, H)``, ``"W1"``, ``"b1"``, ``"inputs"`` ``(N, D)``.
+
+    Example:
+        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
+        ...      "b2": torch.zeros(4)}
+        >>> _, c = two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)
+        >>> two_layer_backward(c, w)["b2"]
+        tensor([-0.7500,  0.2500,  0.2500,  0.2500])
+    """
+    grad_logits = softmax_cross_entropy_gradient(cache.logits, cache.labels)  # (N, K), has 1/N
+    grad_w2 = grad_logits.T @ cache.hidden  # (K, H)
+    grad_b2 = grad_logits.sum(dim=0)  # (K,)
+    grad_hidden = grad_logits @ weights["W2"]  # (N, H)
+    grad_pre = grad_hidden * (1.0 - cache.hidden.pow(2))  # tanh'(a) = 1 - tanh(a)^2
+    grad_w1 = grad_pre.T @ cache.inputs  # (H, D)
+    grad_b1 = grad_pre.sum(dim=0)  # (H,)
+    grad_inputs = grad_pre @ weights["W1"]  # (N, D)
+    return {"logits": grad_logits, "W2": grad_w2, "b2": grad_b2, "hidden": grad_hidden,
+            "pre_activation": grad_pre, "W1": grad_w1, "b1": grad_b1, "inputs": grad_inputs}

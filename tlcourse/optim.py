@@ -1,0 +1,239 @@
+"""Update rules written out from scratch as pure functions, matched to :mod:`torch.optim` in tests.
+
+No ``torch.optim.Optimizer`` subclass: each rule is a function from ``(parameters, gradients,
+state)`` to ``(new parameters, new state)``, so the chapter can print one step and compare it with
+PyTorch's optimiser step by step (``tests/test_optim.py``).
+
+* :func:`gradient_descent_step`: ``w <- w - lr * g``.
+* :func:`sgd_momentum_step`: PyTorch's heavy-ball momentum, ``b <- mu b + g``, ``w <- w - lr b``.
+* :func:`adamw_step`: Adam with decoupled weight decay (Loshchilov and Hutter, 2019).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "gradient_descent_step",
+    "sgd_momentum_step",
+    "AdamWState",
+    "init_adamw_state",
+    "adamw_step",
+    "gradient_norms",
+]
+
+Tensors = Sequence[torch.Tensor]
+
+
+def _check_pairs(parameters: Tensors, gradients: Tensors, learning_rate: float) -> None:
+    """Raise ValueError unless parameters and gradients pair up by shape and lr is positive."""
+    if len(parameters) != len(gradients):
+        raise ValueError(f"got {len(parameters)} parameters but {len(gradients)} gradients")
+    for index, (weight, grad) in enumerate(zip(parameters, gradients)):
+        if weight.shape != grad.shape:
+            raise ValueError(f"shape mismatch at position {index}: parameter "
+                             f"{tuple(weight.shape)} vs gradient {tuple(grad.shape)}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+
+
+def gradient_descent_step(parameters: Tensors, gradients: Tensors,
+                          learning_rate: float) -> list[torch.Tensor]:
+    """One step of plain gradient descent, ``w_{t+1} = w_t - lr * g_t``.
+
+    Args:
+        parameters: current tensors.
+        gradients: matching gradients.
+        learning_rate: ``lr > 0``.
+
+    Returns:
+        New parameter tensors (the inputs are not modified).
+
+    Raises:
+        ValueError: on mismatched lengths or shapes, or ``lr <= 0``.
+
+    Example:
+        >>> gradient_descent_step([torch.tensor([1.0])], [torch.tensor([2.0])], 0.1)
+        [tensor([0.8000])]
+    """
+    _check_pairs(parameters, gradients, learning_rate)
+    return [weight.detach() - learning_rate * grad for weight, grad in zip(parameters, gradients)]
+
+
+def sgd_momentum_step(parameters: Tensors, gradients: Tensors, buffers: Tensors | None,
+                      learning_rate: float, momentum: float = 0.9, weight_decay: float = 0.0
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One step of SGD with (heavy-ball) momentum, in PyTorch's convention.
+
+    ``d = g + lambda w``; ``b = d`` on the first step, else ``b = mu b + d``; ``w = w - lr b``.
+
+    Args:
+        parameters: current tensors.
+        gradients: matching gradients.
+        buffers: momentum buffers from the previous step, or ``None`` on the first step.
+        learning_rate: ``lr > 0``.
+        momentum: ``mu`` in ``[0, 1)``.
+        weight_decay: ``lambda >= 0``, coupled L2 (added to the gradient).
+
+    Returns:
+        ``(new parameters, new buffers)``.
+
+    Raises:
+        ValueError: on mismatched inputs or hyperparameters out of range.
+
+    Example:
+        >>> w, b = sgd_momentum_step([torch.tensor([1.0])], [torch.tensor([1.0])], None, 0.1)
+        >>> w, b
+        ([tensor([0.9000])], [tensor([1.])])
+    """
+    _check_pairs(parameters, gradients, learning_rate)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+    if buffers is not None and len(buffers) != len(parameters):
+        raise ValueError(f"got {len(buffers)} momentum buffers for {len(parameters)} parameters")
+    new_parameters, new_buffers = [], []
+    for index, (weight, grad) in enumerate(zip(parameters, gradients)):
+        weight = weight.detach()
+        direction = grad + weight_decay * weight
+        buffer = direction.clone() if buffers is None else momentum * buffers[index] + direction
+        new_parameters.append(weight - learning_rate * buffer)
+        new_buffers.append(buffer)
+    return new_parameters, new_buffers
+
+
+@dataclass(frozen=True)
+class AdamWState:
+    """State of :func:`adamw_step`.
+
+    Attributes:
+        step: number of steps taken so far (``t``).
+        first_moments: ``m``, one tensor per parameter.
+        second_moments: ``v``, one tensor per parameter.
+    """
+
+    step: int
+    first_moments: list[torch.Tensor]
+    second_moments: list[torch.Tensor]
+
+
+def init_adamw_state(parameters: Tensors) -> AdamWState:
+    """Zero moments for ``parameters`` at step 0.
+
+    Args:
+        parameters: the tensors to optimise.
+
+    Returns:
+        An :class:`AdamWState` with ``step=0``.
+
+    Example:
+        >>> init_adamw_state([torch.ones(2)]).first_moments
+        [tensor([0., 0.])]
+    """
+    return AdamWState(0, [torch.zeros_like(w) for w in parameters],
+                      [torch.zeros_like(w) for w in parameters])
+
+
+def adamw_step(parameters: Tensors, gradients: Tensors, state: AdamWState, learning_rate: float,
+               betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 0.01) -> tuple[list[torch.Tensor], AdamWState]:
+    """One AdamW step (PyTorch's ``torch.optim.AdamW`` arithmetic).
+
+    ``w <- w (1 - lr lambda)`` (decoupled decay, not seen by the moments), then
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+
+    Args:
+        parameters: current tensors.
+        gradients: matching gradients.
+        state: from :func:`init_adamw_state` or the previous step.
+        learning_rate: ``lr > 0``.
+        betas: ``(b1, b2)`` each in ``[0, 1)``.
+        eps: added to the denominator, ``> 0``.
+        weight_decay: ``lambda >= 0``.
+
+    Returns:
+        ``(new parameters, new state)``.
+
+    Raises:
+        ValueError: on mismatched inputs or hyperparameters out of range.
+
+    Example:
+        >>> w = [torch.tensor([1.0])]
+        >>> new, s = adamw_step(w, [torch.tensor([3.0])], init_adamw_state(w), 0.1, weight_decay=0.0)
+        >>> new  # the first Adam step moves by about lr whatever the gradient scale
+        [tensor([0.9000])]
+    """
+    _check_pairs(parameters, gradients, learning_rate)
+    beta1, beta2 = betas
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise ValueError(f"betas must be in [0, 1), got {betas}")
+    if eps <= 0 or weight_decay < 0:
+        raise ValueError(f"need eps > 0 and weight_decay >= 0, got {eps} and {weight_decay}")
+    if len(state.first_moments) != len(parameters):
+        raise ValueError(f"state holds {len(state.first_moments)} moments for "
+                         f"{len(parameters)} parameters")
+    step = state.step + 1
+    correction1 = 1.0 - beta1 ** step  # bias corrections for the zero-initialised moments
+    correction2 = 1.0 - beta2 ** step
+    new_parameters, firsts, seconds = [], [], []
+    for weight, grad, first, second in zip(parameters, gradients, state.first_moments,
+                                           state.second_moments):
+        weight = weight.detach() * (1.0 - learning_rate * weight_decay)
+        first = beta1 * first + (1.0 - beta1) * grad
+        second = beta2 * second + (1.0 - beta2) * grad * grad
+        denominator = (second / correction2).sqrt() + eps
+        new_parameters.append(weight - learning_rate * (first / correction1) / denominator)
+        firsts.append(first)
+        seconds.append(second)
+    return new_parameters, AdamWState(step, firsts, seconds)
+
+
+def gradient_norms(model: nn.Module, depth: int = 1, group: Callable[[str], str] | None = None,
+                   relative: bool = False) -> dict[str, float]:
+    """L2 norm of the gradient per group of parameters, after ``loss.backward()``.
+
+    By default parameters are grouped by the first ``depth`` components of their dotted name
+    (``depth=2`` turns ``_blocks.3.conv.weight`` into ``_blocks.3``), in the model's order;
+    parameters without a gradient are skipped.
+
+    Args:
+        model: a module whose ``.grad`` fields are filled.
+        depth: how many name components form a group (``>= 1``).
+        group: maps a parameter name to its group name; overrides ``depth``.
+        relative: divide each group's gradient norm by the norm of its weights, i.e. the
+            relative change one plain gradient step of learning rate 1 would make.
+
+    Returns:
+        Group name -> ``sqrt(sum of squared gradient entries)`` (or that over the weight norm).
+
+    Raises:
+        ValueError: if ``depth < 1`` or no parameter has a gradient.
+
+    Example:
+        >>> layer = nn.Linear(2, 1); layer(torch.ones(1, 2)).sum().backward()
+        >>> {name: round(norm, 4) for name, norm in gradient_norms(layer).items()}
+        {'weight': 1.4142, 'bias': 1.0}
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    squares: dict[str, float] = {}
+    weight_squares: dict[str, float] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.grad is None:
+            continue
+        key = group(name) if group is not None else ".".join(name.split(".")[:depth])
+        squares[key] = squares.get(key, 0.0) + float(parameter.grad.detach().pow(2).sum())
+        weight_squares[key] = weight_squares.get(key, 0.0) + float(parameter.detach().pow(2).sum())
+    if not squares:
+        raise ValueError("no parameter has a gradient: call loss.backward() first")
+    if relative:
+        # a group whose weights are all zero (a zero-initialised head) has no finite ratio
+        return {key: (value ** 0.5 / weight_squares[key] ** 0.5 if weight_squares[key] > 0
+                      else float("inf")) for key, value in squares.items()}
+    return {key: value ** 0.5 for key, value in squares.items()}
