@@ -1,0 +1,643 @@
+"""Transfer-versus-scratch experiments for the chapter *Concepts of transfer learning*.
+
+The module holds the pieces the chapter calls: a small CNN (:class:`SmallCNN`), the chapter's
+sizes per profile (:func:`experiment_config`), the four target-training strategies (scratch,
+linear probe, full fine-tuning, LP-FT after Kumar et al. 2022) in :func:`train_strategy`, the
+MNIST source->target comparison over label budgets (:func:`run_transfer_comparison`), the same
+comparison with an ImageNet backbone (:func:`run_imagenet_comparison`), negative transfer from a
+source with shuffled labels (:func:`run_negative_transfer`), and two figures
+(:func:`plot_transfer_vocabulary`, :func:`plot_budget_curves`).
+
+All training goes through :func:`tlcourse.train.fit`; all seeds through
+:func:`tlcourse.runtime.seed_everything` and :func:`tlcourse.data.make_loader`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from tlcourse.data import load_mnist_5k, make_loader, per_class_subset, split_indices
+from tlcourse.metrics import mean_and_std
+from tlcourse.profiles import Profile
+from tlcourse.runtime import seed_everything
+from tlcourse.train import evaluate, fit
+from tlcourse.transfer import freeze, unfreeze
+
+__all__ = [
+    "STRATEGIES",
+    "SOURCE_CLASSES",
+    "TARGET_CLASSES",
+    "ExperimentConfig",
+    "experiment_config",
+    "SmallCNN",
+    "strategy_stages",
+    "train_strategy",
+    "MnistTransferData",
+    "load_mnist_transfer_data",
+    "pretrain_source",
+    "run_transfer_comparison",
+    "run_negative_transfer",
+    "run_imagenet_comparison",
+    "summarize",
+    "beats_scratch",
+    "plot_transfer_vocabulary",
+    "plot_budget_curves",
+]
+
+STRATEGIES: tuple[str, ...] = ("scratch", "linear_probe", "fine_tune", "lp_ft")
+SOURCE_CLASSES: tuple[int, ...] = (0, 1, 2, 3, 4)
+TARGET_CLASSES: tuple[int, ...] = (5, 6, 7, 8, 9)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Sizes of this chapter's experiments, derived from a profile.
+
+    Attributes:
+        profile_name: the profile these sizes came from.
+        device: where to train.
+        batch_size: examples per batch.
+        budgets: labelled target examples per class to compare.
+        seeds: the seeds every cell of the table is repeated over.
+        source_examples: source (digits 0-4) training examples for pretraining.
+        source_epochs: pretraining epochs.
+        target_steps: optimiser steps per target training stage (about; whole epochs).
+        test_examples: held-out target test examples (disjoint from every budget).
+        max_steps_per_epoch: cap passed to ``fit`` (``None``: no cap).
+        imagenet_steps: optimiser steps per stage in the ImageNet experiment.
+        imagenet_test_examples: test examples in the ImageNet experiment.
+        imagenet_seeds: seeds of the ImageNet experiment.
+        imagenet_strategies: strategies of the ImageNet experiment (smoke: the cheapest only,
+            since a random VGG16 step on CPU costs seconds).
+    """
+
+    profile_name: str
+    device: str
+    batch_size: int
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...]
+    source_examples: int
+    source_epochs: int
+    target_steps: int
+    test_examples: int
+    max_steps_per_epoch: int | None
+    imagenet_steps: int
+    imagenet_test_examples: int
+    imagenet_seeds: tuple[int, ...]
+    imagenet_strategies: tuple[str, ...] = ("linear_probe", "fine_tune", "lp_ft")
+
+
+def experiment_config(profile: Profile) -> ExperimentConfig:
+    """This chapter's sizes for ``profile``.
+
+    Args:
+        profile: the run profile.
+
+    Returns:
+        An :class:`ExperimentConfig`.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> experiment_config(get_profile("smoke")).budgets
+        (2, 5)
+    """
+    seeds = tuple(range(profile.num_seeds))
+    if profile.name == "smoke":
+        # Numbers mean nothing here: just execute every code path in a few seconds.
+        return ExperimentConfig(profile.name, profile.device, profile.batch_size, (2, 5), seeds,
+                                source_examples=profile.cap(2500), source_epochs=1, target_steps=3,
+                                test_examples=profile.cap(500, "eval"), max_steps_per_epoch=profile.max_steps_per_epoch,
+                                imagenet_steps=1, imagenet_test_examples=16, imagenet_seeds=(0,),
+                                imagenet_strategies=("linear_probe",))
+    return ExperimentConfig(profile.name, profile.device, profile.batch_size, (10, 50, 200), seeds,
+                            source_examples=profile.cap(2500), source_epochs=profile.num_epochs,
+                            target_steps=40, test_examples=profile.cap(1200, "eval"),
+                            max_steps_per_epoch=profile.max_steps_per_epoch,
+                            imagenet_steps=15 if profile.name == "cpu" else 200,
+                            imagenet_test_examples=200 if profile.name == "cpu" else 1200,
+                            imagenet_seeds=seeds)
+
+
+class SmallCNN(nn.Module):
+    """A two-convolution CNN for 28x28 grey digits: ``features`` (shared) then a linear ``classifier`` (head).
+
+    Args:
+        num_classes: outputs of the task-specific head.
+        width: channels of the first convolution (the second has twice as many).
+
+    Example:
+        >>> SmallCNN(5)(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 5])
+    """
+
+    def __init__(self, num_classes: int, width: int = 16) -> None:
+        super().__init__()
+        if num_classes < 1 or width < 1:
+            raise ValueError(f"num_classes and width must be positive, got {num_classes}, {width}")
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, w, 14, 14)
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+            nn.Flatten(),  # (B, 2w * 49): the transferred representation
+        )
+        # Task-specific head, straight on the convolutional features: the convolutions are the
+        # general part worth transferring (Yosinski et al. 2014), the head is replaced per task.
+        self.classifier = nn.Linear(2 * width * 49, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` for images ``(B, 1, 28, 28)``."""
+        return self.classifier(self.features(images))
+
+
+def strategy_stages(strategy: str) -> tuple[str, ...]:
+    """The training stages of a strategy, in order: ``"probe"`` (head only) or ``"full"``.
+
+    Args:
+        strategy: one of :data:`STRATEGIES`.
+
+    Returns:
+        E.g. ``("probe", "full")`` for LP-FT.
+
+    Raises:
+        ValueError: for an unknown strategy.
+
+    Example:
+        >>> strategy_stages("lp_ft")
+        ('probe', 'full')
+    """
+    stages = {"scratch": ("full",), "linear_probe": ("probe",), "fine_tune": ("full",),
+              "lp_ft": ("probe", "full")}
+    if strategy not in stages:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    return stages[strategy]
+
+
+class _FrozenNormsInEval(nn.Module):
+    """Wrap a model so frozen BatchNorm layers stay in eval mode while ``fit`` calls ``train()``.
+
+    Without this a "frozen" backbone would still change: BatchNorm running statistics update in
+    train mode even when its weights get no gradient.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def train(self, mode: bool = True) -> "_FrozenNormsInEval":
+        super().train(mode)
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
+        return self
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs)
+
+
+# Learning rates per stage: the head alone tolerates a large step; a full network from a
+# pretrained start gets a smaller one in LP-FT so the good head is not wrecked (Kumar et al. 2022).
+_LEARNING_RATES = {"probe": 1e-2, "full": 1e-3, "full_after_probe": 3e-4}
+
+
+def train_strategy(model: nn.Module, head: str, strategy: str, train_set: Dataset, test_set: Dataset,
+                   config: ExperimentConfig, seed: int, steps: int | None = None,
+                   on_stage: Callable[[str, nn.Module], None] | None = None) -> float:
+    """Train ``model`` on the target data with ``strategy`` and return its test accuracy.
+
+    ``model`` arrives initialised: a random network for ``"scratch"``, a pretrained backbone with a
+    fresh head otherwise. ``"probe"`` stages train only parameters under ``head``; ``"full"``
+    stages train all.
+
+    Args:
+        model: the network; modified in place.
+        head: parameter-name prefix of the task-specific head, e.g. ``"classifier"``.
+        strategy: one of :data:`STRATEGIES`.
+        train_set: labelled target examples.
+        test_set: held-out target examples.
+        config: sizes and device.
+        seed: seeds the weights' noise and the loader order.
+        steps: optimiser steps per stage (about; rounded up to whole epochs); default
+            ``config.target_steps``.
+        on_stage: called as ``on_stage(stage_name, model)`` just before each stage trains.
+
+    Returns:
+        Test accuracy in ``[0, 1]``.
+
+    Raises:
+        ValueError: for an unknown strategy or non-positive ``steps``.
+
+    Example:
+        >>> # accuracy = train_strategy(SmallCNN(5), "classifier", "scratch", train, test, config, 0)
+    """
+    stages = strategy_stages(strategy)
+    steps = config.target_steps if steps is None else steps
+    if steps < 1:
+        raise ValueError(f"steps must be positive, got {steps}")
+    for index, stage in enumerate(stages):
+        seed_everything(seed + index)
+        freeze(model)
+        unfreeze(model, head if stage == "probe" else None)
+        rate = _LEARNING_RATES["full_after_probe" if (stage == "full" and index > 0) else stage]
+        if on_stage is not None:
+            on_stage(stage, model)
+        loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed + index)
+        per_epoch = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=rate)
+        fit(_FrozenNormsInEval(model), loader, optimizer, num_epochs=math.ceil(steps / per_epoch),
+            device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+    unfreeze(model)
+    test_loader = make_loader(test_set, batch_size=256, shuffle=False)
+    return float(evaluate(model, test_loader, device=config.device)["accuracy"])
+
+
+@dataclass(frozen=True)
+class MnistTransferData:
+    """MNIST-5k split into a source task and a target task with a disjoint target test set.
+
+    Attributes:
+        source: digits 0-4, labels 0-4, images ``(N, 1, 28, 28)`` in ``[0, 1]``.
+        target_pool: digits 5-9 (labels 0-4 = digit - 5) that label budgets are drawn from.
+        target_test: digits 5-9 never used for training.
+    """
+
+    source: TensorDataset
+    target_pool: TensorDataset
+    target_test: TensorDataset
+
+
+def load_mnist_transfer_data(config: ExperimentConfig, seed: int = 0) -> MnistTransferData:
+    """Split MNIST-5k into source (digits 0-4) and target (digits 5-9) pool and test parts.
+
+    Args:
+        config: gives the source size and test size.
+        seed: which random split of the target digits.
+
+    Returns:
+        A :class:`MnistTransferData`.
+
+    Example:
+        >>> # data = load_mnist_transfer_data(experiment_config(get_profile("smoke")))
+    """
+    images, labels = load_mnist_5k()
+    images = images.float().unsqueeze(1) / 255.0  # (5000, 1, 28, 28) in [0, 1]
+    source_index = torch.nonzero(labels < 5).flatten()[: config.source_examples]
+    target_index = torch.nonzero(labels >= 5).flatten()
+    # Half of the target digits form the test set, half the pool: disjoint by construction.
+    test_part, pool_part = split_indices(len(target_index), [0.5, 0.5], seed)
+    test_index = target_index[torch.tensor(test_part)][: config.test_examples]
+    pool_index = target_index[torch.tensor(pool_part)]
+    return MnistTransferData(
+        TensorDataset(images[source_index], labels[source_index]),
+        TensorDataset(images[pool_index], labels[pool_index] - 5),
+        TensorDataset(images[test_index], labels[test_index] - 5),
+    )
+
+
+def pretrain_source(data: MnistTransferData, config: ExperimentConfig, seed: int,
+                    shuffle_labels: bool = False) -> dict[str, torch.Tensor]:
+    """Pretrain a :class:`SmallCNN` on the source task and return its backbone weights.
+
+    Args:
+        data: the split data.
+        config: sizes and device.
+        seed: seeds initialisation, loader order and the label shuffle.
+        shuffle_labels: permute the source labels at random, destroying the image-label relation
+            (a source that can only teach noise: the negative-transfer control).
+
+    Returns:
+        The ``features.*`` state dict (copied tensors).
+
+    Example:
+        >>> # backbone = pretrain_source(data, config, seed=0)
+    """
+    seed_everything(seed)
+    images, labels = data.source.tensors
+    if shuffle_labels:
+        generator = torch.Generator().manual_seed(seed)
+        labels = labels[torch.randperm(len(labels), generator=generator)]
+    model = SmallCNN(len(SOURCE_CLASSES))
+    loader = make_loader(TensorDataset(images, labels), batch_size=config.batch_size, shuffle=True, seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fit(model, loader, optimizer, num_epochs=config.source_epochs, device=config.device,
+        max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+    return {name: tensor.detach().clone() for name, tensor in model.features.state_dict().items()}
+
+
+def _target_model(backbone: dict[str, torch.Tensor] | None, seed: int) -> SmallCNN:
+    # Same seed -> same fresh head for every strategy, so strategies differ only in training.
+    seed_everything(seed)
+    model = SmallCNN(len(TARGET_CLASSES))
+    if backbone is not None:
+        model.features.load_state_dict(backbone)
+    return model
+
+
+def _budget_subset(pool: TensorDataset, budget: int, seed: int) -> TensorDataset:
+    images, labels = pool.tensors
+    chosen = torch.tensor(per_class_subset(labels, budget, seed))
+    return TensorDataset(images[chosen], labels[chosen])
+
+
+def _check_inputs(budgets: Sequence[int], strategies: Sequence[str], seeds: Sequence[int]) -> None:
+    if len(budgets) == 0:
+        raise ValueError("budgets is empty: give at least one number of labels per class")
+    if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets):
+        raise ValueError(f"budgets must be positive ints, got {list(budgets)}")
+    if len(strategies) == 0:
+        raise ValueError("strategies is empty: give at least one of " + ", ".join(STRATEGIES))
+    for strategy in strategies:
+        strategy_stages(strategy)  # raises ValueError for an unknown one
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty: give at least one seed")
+
+
+def run_transfer_comparison(config: ExperimentConfig, budgets: Sequence[int] | None = None,
+                            strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] | None = None,
+                            data: MnistTransferData | None = None) -> list[dict[str, object]]:
+    """Experiment 1: MNIST digits 0-4 -> 5-9, every strategy at every budget and seed.
+
+    For each seed the source network is pretrained once; each (budget, strategy) then starts from
+    a copy of it (``"scratch"`` from random weights) and trains on ``budget`` labels per class.
+
+    Args:
+        config: sizes and device.
+        budgets: labels per target class; default ``config.budgets``.
+        strategies: subset of :data:`STRATEGIES`.
+        seeds: default ``config.seeds``.
+        data: the split; default :func:`load_mnist_transfer_data`.
+
+    Returns:
+        One row per run: ``{"budget", "strategy", "seed", "accuracy"}``.
+
+    Raises:
+        ValueError: for empty budgets, strategies or seeds, or an unknown strategy.
+
+    Example:
+        >>> # rows = run_transfer_comparison(experiment_config(get_profile("smoke")))
+    """
+    budgets = tuple(config.budgets if budgets is None else budgets)
+    seeds = tuple(config.seeds if seeds is None else seeds)
+    _check_inputs(budgets, strategies, seeds)
+    data = load_mnist_transfer_data(config) if data is None else data
+    rows: list[dict[str, object]] = []
+    for seed in seeds:
+        backbone = pretrain_source(data, config, seed) if any(s != "scratch" for s in strategies) else None
+        for budget in budgets:
+            train_set = _budget_subset(data.target_pool, budget, seed)
+            for strategy in strategies:
+                model = _target_model(None if strategy == "scratch" else backbone, seed)
+                accuracy = train_strategy(model, "classifier", strategy, train_set, data.target_test, config, seed)
+                rows.append({"budget": budget, "strategy": strategy, "seed": seed, "accuracy": accuracy})
+    return rows
+
+
+def run_negative_transfer(config: ExperimentConfig, budget: int | None = None, seeds: Sequence[int] | None = None,
+                          data: MnistTransferData | None = None) -> list[dict[str, object]]:
+    """Negative-transfer check: fine-tune from a shuffled-label source versus scratch.
+
+    Args:
+        config: sizes and device.
+        budget: labels per class; default the smallest of ``config.budgets``.
+        seeds: default ``config.seeds``.
+        data: the split; default :func:`load_mnist_transfer_data`.
+
+    Returns:
+        Rows ``{"budget", "strategy", "seed", "accuracy"}`` with strategies ``"scratch"``,
+        ``"fine_tune (real source)"`` and ``"fine_tune (shuffled-label source)"``.
+
+    Raises:
+        ValueError: for an empty seed list or a non-positive budget.
+
+    Example:
+        >>> # rows = run_negative_transfer(experiment_config(get_profile("smoke")))
+    """
+    budget = min(config.budgets) if budget is None else budget
+    seeds = tuple(config.seeds if seeds is None else seeds)
+    _check_inputs((budget,), ("fine_tune",), seeds)
+    data = load_mnist_transfer_data(config) if data is None else data
+    rows: list[dict[str, object]] = []
+    for seed in seeds:
+        train_set = _budget_subset(data.target_pool, budget, seed)
+        sources = {"scratch": None,
+                   "fine_tune (real source)": pretrain_source(data, config, seed),
+                   "fine_tune (shuffled-label source)": pretrain_source(data, config, seed, shuffle_labels=True)}
+        for name, backbone in sources.items():
+            model = _target_model(backbone, seed)
+            accuracy = train_strategy(model, "classifier", "fine_tune", train_set, data.target_test, config, seed)
+            rows.append({"budget": budget, "strategy": name, "seed": seed, "accuracy": accuracy})
+    return rows
+
+
+def _to_imagenet_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    # (N, 1, 28, 28) in [0, 1] -> (N, 3, size, size) normalised like ImageNet training images.
+    resized = functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    rgb = resized.expand(-1, 3, -1, -1)
+    return (rgb - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: int | None = None,
+                            strategies: Sequence[str] | None = None,
+                            seeds: Sequence[int] | None = None,
+                            data: MnistTransferData | None = None) -> tuple[list[dict[str, object]], str]:
+    """Experiment 2: the target task from an ImageNet backbone (:func:`tlcourse.models.load_image_model`).
+
+    Args:
+        profile: picks the backbone (random VGG16 in smoke, EfficientNet-Lite0 offline in cpu).
+        config: sizes and device.
+        budget: labels per class; default the smallest of ``config.budgets``.
+        strategies: default ``config.imagenet_strategies``; strategies other than ``"scratch"`` (an ImageNet network from scratch on a few
+            dozen images is not a meaningful baseline; compare with the small CNN's scratch row).
+        seeds: default ``config.imagenet_seeds``.
+        data: the split; default :func:`load_mnist_transfer_data`.
+
+    Returns:
+        ``(rows, asset)``: rows as in :func:`run_transfer_comparison` and the asset name used.
+
+    Raises:
+        ValueError: for empty inputs, an unknown strategy, or ``"scratch"``.
+
+    Example:
+        >>> # rows, asset = run_imagenet_comparison(profile, config)
+    """
+    from tlcourse.models import load_image_model
+
+    budget = min(config.budgets) if budget is None else budget
+    seeds = tuple(config.imagenet_seeds if seeds is None else seeds)
+    strategies = tuple(config.imagenet_strategies if strategies is None else strategies)
+    _check_inputs((budget,), strategies, seeds)
+    if "scratch" in strategies:
+        raise ValueError("run_imagenet_comparison does not train 'scratch'; use run_transfer_comparison")
+    data = load_mnist_transfer_data(config) if data is None else data
+    rows: list[dict[str, object]] = []
+    test_images, test_labels = data.target_test.tensors
+    count = min(config.imagenet_test_examples, len(test_labels))
+    # Load once (one announcement, one read of the weights); every run trains a deep copy.
+    seed_everything(seeds[0])
+    loaded = load_image_model(profile, len(TARGET_CLASSES))
+    asset = loaded.asset
+    convert = lambda x: _to_imagenet_input(x, profile.image_size, loaded.mean, loaded.std)  # noqa: E731
+    test_set = TensorDataset(convert(test_images[:count]), test_labels[:count])
+    for seed in seeds:
+        train_images, train_labels = _budget_subset(data.target_pool, budget, seed).tensors
+        train_set = TensorDataset(convert(train_images), train_labels)
+        for strategy in strategies:
+            seed_everything(seed)
+            model = copy.deepcopy(loaded.model)
+            head = model.get_submodule(loaded.head)
+            head.reset_parameters()  # a fresh random head per seed, the same for every strategy
+            accuracy = train_strategy(model, loaded.head, strategy, train_set, test_set, config, seed,
+                                      steps=config.imagenet_steps)
+            rows.append({"budget": budget, "strategy": f"{strategy} ({loaded.architecture})", "seed": seed,
+                         "accuracy": accuracy})
+    return rows, asset
+
+
+def summarize(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """Mean and standard deviation of accuracy over seeds, per (budget, strategy).
+
+    Args:
+        rows: from :func:`run_transfer_comparison` and friends.
+
+    Returns:
+        Rows ``{"budget", "strategy", "mean", "std", "seeds"}`` in first-seen order.
+
+    Raises:
+        ValueError: if ``rows`` is empty.
+
+    Example:
+        >>> summarize([{"budget": 1, "strategy": "scratch", "seed": 0, "accuracy": 0.5}])[0]["mean"]
+        0.5
+    """
+    if len(rows) == 0:
+        raise ValueError("rows is empty: nothing to summarise")
+    groups: dict[tuple[object, object], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["budget"], row["strategy"]), []).append(float(row["accuracy"]))  # type: ignore[arg-type]
+    table = []
+    for (budget, strategy), values in groups.items():
+        mean, std = mean_and_std(values)
+        table.append({"budget": budget, "strategy": strategy, "mean": mean, "std": std, "seeds": len(values)})
+    return table
+
+
+def beats_scratch(table: Sequence[dict[str, object]], budget: int, strategy: str) -> bool:
+    """Whether ``strategy``'s mean accuracy exceeds scratch's at ``budget`` in a summary table.
+
+    Args:
+        table: from :func:`summarize`.
+        budget: the label budget.
+        strategy: the strategy to compare with ``"scratch"``.
+
+    Returns:
+        ``mean(strategy) > mean(scratch)``.
+
+    Raises:
+        ValueError: if either row is missing.
+
+    Example:
+        >>> t = [{"budget": 1, "strategy": "scratch", "mean": 0.4}, {"budget": 1, "strategy": "lp_ft", "mean": 0.6}]
+        >>> beats_scratch(t, 1, "lp_ft")
+        True
+    """
+    means = {row["strategy"]: float(row["mean"]) for row in table if row["budget"] == budget}  # type: ignore[arg-type]
+    for name in ("scratch", strategy):
+        if name not in means:
+            raise ValueError(f"no row for strategy {name!r} at budget {budget}")
+    return means[strategy] > means["scratch"]
+
+
+def plot_transfer_vocabulary(ax=None):
+    """Draw the vocabulary: source/target domain and task, shared vs task-specific layers, stages.
+
+    Args:
+        ax: a matplotlib Axes; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+        >>> figure = plot_transfer_vocabulary()
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 6)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
+        if text:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.15, text, ha="center", fontsize=8)
+
+    # Source row (top) and target row (bottom): domain -> shared layers -> task head.
+    for y, role, domain, task in ((4.0, "source", "D_S = (X_S, P(X_S))\ndigits 0-4", "T_S = (Y_S, f_S)\nhead: 5 classes"),
+                                  (1.0, "target", "D_T = (X_T, P(X_T))\ndigits 5-9", "T_T = (Y_T, f_T)\nnew head")):
+        box(0.2, y, 2.0, 1.2, f"{role} domain\n{domain}", "#dbe9f6")
+        box(3.0, y, 1.2, 1.2, "early\nlayers\n(general)", "#c7e9c0")
+        box(4.4, y, 1.2, 1.2, "late\nlayers\n(specific)", "#fdd0a2")
+        box(6.4, y, 2.6, 1.2, f"{role} task\n{task}", "#fcbba1")
+        arrow(2.2, y + 0.6, 3.0, y + 0.6)
+        arrow(5.6, y + 0.6, 6.4, y + 0.6)
+    arrow(3.6, 4.0, 3.6, 2.2, "transfer")
+    arrow(5.0, 4.0, 5.0, 2.2)
+    ax.text(4.3, 3.1, "shared (transferred)\nlayers", ha="center", fontsize=8)
+    ax.text(7.7, 3.1, "task-specific\nlayer: replaced", ha="center", fontsize=8)
+    ax.text(5.0, 5.6, "1 pretrain on source  ->  2 fine-tune (or freeze = feature extraction) on target  "
+            "->  3 fuse (combine models/features)", ha="center", fontsize=8)
+    ax.text(5.0, 0.4, "negative transfer: target accuracy with transfer < accuracy from scratch",
+            ha="center", fontsize=8, style="italic")
+    ax.set_title("Vocabulary of transfer learning (Pan & Yang 2010; Yosinski et al. 2014)")
+    return ax.figure
+
+
+def plot_budget_curves(table: Sequence[dict[str, object]], ax=None):
+    """Test accuracy against labels per class, one line (mean +- std band) per strategy.
+
+    Args:
+        table: from :func:`summarize`.
+        ax: a matplotlib Axes; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        ValueError: if ``table`` is empty.
+
+    Example:
+        >>> figure = plot_budget_curves([{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1}])
+    """
+    import matplotlib.pyplot as plt
+
+    if len(table) == 0:
+        raise ValueError("table is empty: nothing to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    strategies = list(dict.fromkeys(row["strategy"] for row in table))
+    for strategy in strategies:
+        rows = sorted((r for r in table if r["strategy"] == strategy), key=lambda r: r["budget"])  # type: ignore[arg-type,return-value]
+        x = [r["budget"] for r in rows]
+        mean = torch.tensor([float(r["mean"]) for r in rows])  # type: ignore[arg-type]
+        std = torch.tensor([float(r["std"]) for r in rows])  # type: ignore[arg-type]
+        ax.plot(x, mean, marker="o", label=str(strategy))
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled target examples per class")
+    ax.set_ylabel("target test accuracy")
+    ax.set_title("Transfer versus scratch by label budget")
+    ax.legend()
+    return ax.figure
