@@ -1,0 +1,243 @@
+"""Tests for tlcourse.text on a tiny BERT written to a temporary folder (no network)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse.data import make_loader
+from tlcourse.models import load_text_classifier, load_text_encoder
+from tlcourse.runtime import seed_everything
+from tlcourse.text import (
+    PaddingCollator,
+    SentenceClassifier,
+    TextClassificationDataset,
+    accuracy_standard_error,
+    encode,
+    fine_tune,
+    layerwise_lr_groups,
+    linear_warmup_schedule,
+    most_confident_mistakes,
+    padded_token_counts,
+    split_by_group,
+    tfidf_logistic_regression,
+    validate_texts_and_labels,
+    weight_decay_groups,
+)
+from tlcourse.train import fit
+
+WORDS = ["good", "great", "fine", "bad", "awful", "dull", "film", "movie", "the", "a", "very", "plot", "##s"]
+POSITIVE = ["good", "great", "fine"]
+NEGATIVE = ["bad", "awful", "dull"]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory):
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    (folder / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    # transformers 5 takes the vocabulary as a dict (or a path) in ``vocab``
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder):
+    return load_text_classifier(tiny_folder, 2)
+
+
+def _examples(count: int) -> tuple[list[str], list[int]]:
+    generator = torch.Generator().manual_seed(1)
+    texts, labels = [], []
+    for index in range(count):
+        label = index % 2
+        pool = POSITIVE if label else NEGATIVE
+        word = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+        filler = " very" * int(torch.randint(3, (1,), generator=generator))
+        texts.append(f"the film was{filler} {word}")
+        labels.append(label)
+    return texts, labels
+
+
+def test_wordpiece_and_special_tokens(tiny):
+    tokenizer, _ = tiny
+    item = encode(tokenizer, ["Good films"], max_length=16)[0]
+    tokens = tokenizer.convert_ids_to_tokens(item["input_ids"])
+    assert tokens == ["[CLS]", "good", "film", "##s", "[SEP]"]
+    assert item["attention_mask"] == [1] * 5
+
+
+def test_truncation_of_long_text(tiny):
+    tokenizer, _ = tiny
+    long_text = " ".join(["good"] * 100)
+    item = encode(tokenizer, [long_text], max_length=8)[0]
+    assert len(item["input_ids"]) == 8
+    assert item["input_ids"][0] == tokenizer.cls_token_id and item["input_ids"][-1] == tokenizer.sep_token_id
+    with pytest.raises(ValueError, match="truncation=False"):
+        encode(tokenizer, [long_text], max_length=8, truncation=False)
+
+
+def test_collation_matches_tokenizer_padding(tiny):
+    tokenizer, _ = tiny
+    texts, labels = ["good", "the film was very very dull", "a plot"], [1, 0, 1]
+    data = TextClassificationDataset(texts, labels, tokenizer, max_length=32)
+    batch = PaddingCollator(tokenizer.pad_token_id)([data[i] for i in range(3)])
+    # independent reference: the tokenizer's own padding of the same texts
+    reference = tokenizer(texts, padding=True, return_tensors="pt")
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert batch["input_ids"].shape == (3, max(data.lengths()))
+    assert torch.equal(batch["input_ids"], reference["input_ids"])
+    assert torch.equal(batch["attention_mask"], reference["attention_mask"])
+    assert batch["labels"].tolist() == labels
+    # right padding: the shortest text ends in pad ids with mask 0
+    assert batch["input_ids"][0, -1] == tokenizer.pad_token_id and batch["attention_mask"][0, -1] == 0
+    left = PaddingCollator(tokenizer.pad_token_id, padding_side="left")([data[0], data[1]])
+    assert left["input_ids"][0, 0] == tokenizer.pad_token_id and left["attention_mask"][0, -1] == 1
+    fixed = PaddingCollator(tokenizer.pad_token_id, pad_to_length=20)([data[0]])
+    assert fixed["input_ids"].shape == (1, 20)
+    with pytest.raises(ValueError, match="padding_side"):
+        PaddingCollator(0, padding_side="middle")
+
+
+def test_padded_token_counts_by_hand():
+    assert padded_token_counts([3, 1, 2, 2, 5], batch_size=2, fixed_length=5) == {
+        "real": 13, "dynamic": 3 * 2 + 2 * 2 + 5, "fixed": 25}
+    with pytest.raises(ValueError, match="fixed_length"):
+        padded_token_counts([6], batch_size=2, fixed_length=5)
+
+
+def test_weight_decay_grouping_is_exactly_bias_and_layernorm(tiny):
+    _, model = tiny
+    decay, no_decay = weight_decay_groups(model, 0.01, learning_rate=1e-4)
+    names = [n for n, _ in model.named_parameters()]
+    expected = {n for n in names if n.endswith(".bias") or "LayerNorm" in n}
+    assert set(no_decay["names"]) == expected
+    assert set(decay["names"]) == set(names) - expected
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in (decay, no_decay)])
+
+
+def test_schedule_matches_transformers():
+    from transformers import get_linear_schedule_with_warmup
+
+    def run(make):
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = make(optimizer)
+        values = []
+        for _ in range(11):
+            values.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        return values
+
+    ours = run(lambda o: linear_warmup_schedule(o, warmup_steps=3, total_steps=10))
+    theirs = run(lambda o: get_linear_schedule_with_warmup(o, 3, 10))
+    assert ours == pytest.approx(theirs)
+    assert ours[0] == 0.0 and ours[3] == pytest.approx(0.1) and ours[10] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        linear_warmup_schedule(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), 11, 10)
+
+
+def test_layerwise_groups(tiny):
+    _, model = tiny
+    groups = layerwise_lr_groups(model, 1e-3, decay=0.5, weight_decay=0.01)
+    lr_of = {name: g["lr"] for g in groups for name in g["names"]}
+    assert lr_of["classifier.weight"] == pytest.approx(1e-3)
+    assert lr_of["bert.encoder.layer.1.attention.self.query.weight"] == pytest.approx(0.5e-3)
+    assert lr_of["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(0.25e-3)
+    assert lr_of["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.125e-3)
+    assert sum(len(g["names"]) for g in groups) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="decay"):
+        layerwise_lr_groups(model, 1e-3, decay=0.0)
+    with pytest.raises(ValueError, match="BERT-like"):
+        layerwise_lr_groups(nn.Linear(2, 2), 1e-3, decay=0.9)
+
+
+def test_sentence_classifier_mean_pooling_ignores_padding(tiny_folder):
+    tokenizer, encoder = load_text_encoder(tiny_folder)
+    model = SentenceClassifier(encoder, 2, pooling="mean").eval()
+    single = tokenizer(["good film"], return_tensors="pt")
+    padded = tokenizer(["good film", "the film was very very dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        alone = model(**single)
+        together = model(**padded)
+    assert together.shape == (2, 2)
+    torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="pooling"):
+        SentenceClassifier(encoder, 2, pooling="max")
+
+
+def test_tiny_model_overfits_sixteen_examples(tiny_folder):
+    seed_everything(0)
+    tokenizer, model = load_text_classifier(tiny_folder, 2)
+    texts, labels = _examples(16)
+    data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+    loader = make_loader(data, batch_size=8, shuffle=True, seed=0, collate_fn=PaddingCollator(tokenizer.pad_token_id))
+    eval_loader = make_loader(data, batch_size=16, shuffle=False, collate_fn=PaddingCollator(tokenizer.pad_token_id))
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, 0.01), lr=3e-3)
+    scheduler = linear_warmup_schedule(optimizer, warmup_steps=4, total_steps=2 * 40)
+    history = fit(model, loader, optimizer, num_epochs=40, val_loader=eval_loader, scheduler=scheduler,
+                  max_grad_norm=1.0, progress=False)
+    assert history.last["val_accuracy"] == 1.0
+
+
+def test_bad_input_raises(tiny):
+    tokenizer, _ = tiny
+    with pytest.raises(ValueError, match="empty"):
+        TextClassificationDataset([], [], tokenizer, max_length=8)
+    with pytest.raises(ValueError, match="differ in length"):
+        TextClassificationDataset(["good", "bad"], [1], tokenizer, max_length=8)
+    with pytest.raises(ValueError, match="outside the label set"):
+        TextClassificationDataset(["good", "bad"], [1, 2], tokenizer, max_length=8)
+    with pytest.raises(ValueError, match="must be a str"):
+        validate_texts_and_labels(["good", 3], [1, 0])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="max_length"):
+        encode(tokenizer, ["good"], max_length=1)
+
+
+def test_split_by_group_keeps_groups_apart():
+    groups = [f"movie{i % 7}" for i in range(50)]
+    train, test = split_by_group(groups, (0.7, 0.3), seed=0)
+    assert sorted(train + test) == list(range(50))
+    assert not {groups[i] for i in train} & {groups[i] for i in test}
+    with pytest.raises(ValueError, match="sum to 1"):
+        split_by_group(groups, (0.5, 0.2), seed=0)
+
+
+def test_small_helpers():
+    probabilities = tfidf_logistic_regression(["good film", "great film", "bad film", "awful film"] * 3,
+                                              [1, 1, 0, 0] * 3, ["good", "awful"])
+    assert probabilities.argmax(1).tolist() == [1, 0]
+    rows = most_confident_mistakes(["a", "b", "c"], torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 5.0]]),
+                                   torch.tensor([1, 1, 0]))
+    assert [r["text"] for r in rows] == ["c", "a"]
+    assert accuracy_standard_error(0.8, 2) == pytest.approx(math.sqrt(0.16 / 2))
+    with pytest.raises(ValueError, match="count"):
+        accuracy_standard_error(0.5, 0)
+
+
+def test_fine_tune_runs_and_probe_trains_only_head(tiny_folder):
+    from tlcourse.transfer import freeze
+
+    seed_everything(0)
+    tokenizer, model = load_text_classifier(tiny_folder, 2)
+    freeze(model, "bert")
+    before = model.bert.embeddings.word_embeddings.weight.detach().clone()
+    texts, labels = _examples(8)
+    data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+    loader = make_loader(data, batch_size=4, shuffle=False, collate_fn=PaddingCollator(tokenizer.pad_token_id))
+    history = fine_tune(model, loader, loader, learning_rate=1e-2, num_epochs=2, max_steps_per_epoch=1)
+    assert len(history) == 2
+    assert torch.equal(before, model.bert.embeddings.word_embeddings.weight)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        fine_tune(model, loader, loader, learning_rate=1e-2, num_epochs=1, warmup_fraction=2.0)

@@ -1,0 +1,644 @@
+"""Text classification helpers for fine-tuning BERT-like encoders.
+
+Tokenised data sets, a dynamic-padding collator, AdamW parameter groups without decay on biases
+and LayerNorm weights, a linear warmup-then-decay schedule, layer-wise learning-rate decay, a
+hand-built classifier head, a movie-level split, a TF-IDF baseline and small evaluation helpers.
+The training loop itself is :func:`tlcourse.train.fit`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import Dataset
+
+from tlcourse.profiles import Profile
+from tlcourse.runtime import make_generator
+
+__all__ = [
+    "TextExperimentConfig",
+    "experiment_config",
+    "validate_texts_and_labels",
+    "encode",
+    "TextClassificationDataset",
+    "PaddingCollator",
+    "padded_token_counts",
+    "weight_decay_groups",
+    "linear_warmup_schedule",
+    "layerwise_lr_groups",
+    "SentenceClassifier",
+    "fine_tune",
+    "split_by_group",
+    "tfidf_logistic_regression",
+    "most_confident_mistakes",
+    "accuracy_standard_error",
+]
+
+
+@dataclass(frozen=True)
+class TextExperimentConfig:
+    """Sizes of the BERT chapter's experiments under one profile.
+
+    Attributes:
+        max_train_examples: training snippets used.
+        max_eval_examples: test snippets used.
+        num_epochs: epochs for each fine-tuning run.
+        batch_size: examples per step.
+        max_length: tokens per snippet after truncation.
+        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
+        learning_rate: peak learning rate of full fine-tuning.
+        probe_learning_rate: learning rate of the linear probe (only the head trains).
+        warmup_fraction: share of all steps spent warming up.
+        num_seeds: seeds of the full fine-tune.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> experiment_config(get_profile("smoke")).num_epochs
+        1
+    """
+
+    max_train_examples: int
+    max_eval_examples: int
+    num_epochs: int
+    batch_size: int
+    max_length: int
+    max_steps_per_epoch: int | None
+    learning_rate: float
+    probe_learning_rate: float
+    warmup_fraction: float
+    num_seeds: int
+
+
+def experiment_config(profile: Profile) -> TextExperimentConfig:
+    """Chapter sizes derived from ``profile``.
+
+    The cpu profile is budgeted at about 250 MiniLM steps in all (one step of batch 32 at 64 tokens
+    takes roughly 0.7 s on two cores), shared between the linear probe and the full fine-tune.
+
+    Args:
+        profile: the run profile.
+
+    Returns:
+        The frozen :class:`TextExperimentConfig`.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> experiment_config(get_profile("cpu")).batch_size
+        32
+    """
+    if profile.name == "smoke":
+        return TextExperimentConfig(32, 32, 1, 8, 32, 2, 5e-5, 1e-3, 0.1, 1)
+    if profile.name == "cpu":
+        return TextExperimentConfig(640, 320, 2, 32, 64, None, 5e-5, 2e-3, 0.1, 1)
+    return TextExperimentConfig(10**9, 10**9, profile.num_epochs, 32, profile.max_length, None,
+                                2e-5, 1e-3, 0.06, profile.num_seeds)
+
+
+def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None,
+                              label_set: Sequence[int] | None = None) -> None:
+    """Check a text data set before tokenising it.
+
+    Args:
+        texts: the documents.
+        labels: one label per text, or ``None`` for unlabelled text.
+        label_set: allowed labels; default ``range(max(labels) + 1)`` is not assumed, so give it
+            explicitly when it matters (e.g. ``[0, 1]``).
+
+    Raises:
+        ValueError: empty ``texts``, a non-string text, a length mismatch, or a label outside
+            ``label_set``.
+
+    Example:
+        >>> validate_texts_and_labels(["good", "bad"], [1, 0], [0, 1])
+    """
+    if len(texts) == 0:
+        raise ValueError("texts is empty: a text data set needs at least one document")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"every text must be a str; index {bad[0]} is {type(texts[bad[0]]).__name__}")
+    if labels is None:
+        return
+    if len(labels) != len(texts):
+        raise ValueError(f"texts and labels differ in length: {len(texts)} texts, {len(labels)} labels")
+    if label_set is not None:
+        allowed = set(label_set)
+        outside = [(i, y) for i, y in enumerate(labels) if y not in allowed]
+        if outside:
+            index, value = outside[0]
+            raise ValueError(f"label {value!r} at index {index} is outside the label set {sorted(allowed)}")
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int,
+           truncation: bool | str = "longest_first") -> list[dict[str, list[int]]]:
+    """Tokenise texts one by one, truncated but NOT padded (padding happens per batch).
+
+    Truncation is an explicit choice: ``"longest_first"`` (the default) cuts tokens from the end of
+    the text, keeping ``[CLS]`` and ``[SEP]``; for single sentences it equals ``"only_first"``.
+    Anything past ``max_length`` tokens is silently lost, so choose ``max_length`` from the length
+    distribution (the chapter prints it).
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        texts: the documents.
+        max_length: most tokens per text, special tokens included.
+        truncation: passed to the tokenizer; ``False`` is refused since over-long texts would break
+            the model's position embeddings.
+
+    Returns:
+        One dict per text with ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
+        tokenizer makes them), lists of ints.
+
+    Raises:
+        ValueError: empty ``texts``, ``max_length < 2`` or ``truncation=False``.
+
+    Example:
+        >>> # encode(tokenizer, ["a fine film"], max_length=16)[0]["input_ids"]
+    """
+    validate_texts_and_labels(texts, None)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
+    if truncation is False:
+        raise ValueError("truncation=False would let texts exceed the model's maximum length; "
+                         "choose a strategy such as 'longest_first'")
+    encoded = tokenizer(list(texts), truncation=truncation, max_length=max_length, padding=False)
+    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoded]
+    return [{k: list(encoded[k][i]) for k in keys} for i in range(len(texts))]
+
+
+class TextClassificationDataset(Dataset):
+    """Tokenised texts with labels; items are unpadded dicts with a ``"labels"`` int.
+
+    Args:
+        texts: the documents.
+        labels: one label per text.
+        tokenizer: a Hugging Face tokenizer.
+        max_length: most tokens per text (see :func:`encode` for the truncation choice).
+        label_set: allowed labels (default ``[0, 1]``).
+        truncation: truncation strategy passed to :func:`encode`.
+
+    Raises:
+        ValueError: see :func:`validate_texts_and_labels` and :func:`encode`.
+
+    Example:
+        >>> # data = TextClassificationDataset(["good", "bad"], [1, 0], tokenizer, max_length=32)
+        >>> # data[0]["labels"]  -> 1
+    """
+
+    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer: Any, max_length: int,
+                 label_set: Sequence[int] = (0, 1), truncation: bool | str = "longest_first") -> None:
+        validate_texts_and_labels(texts, labels, label_set)
+        self.texts = list(texts)
+        self.labels = [int(y) for y in labels]
+        self.encodings = encode(tokenizer, self.texts, max_length, truncation)
+
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.encodings[index], "labels": self.labels[index]}
+
+    def lengths(self) -> list[int]:
+        """Token count of every item (after truncation).
+
+        Returns:
+            One int per text.
+        """
+        return [len(e["input_ids"]) for e in self.encodings]
+
+
+class PaddingCollator:
+    """Pad a list of unpadded items to the longest in the batch (dynamic padding).
+
+    Like ``transformers.DataCollatorWithPadding``, written out: ``input_ids`` are filled with the
+    pad id, ``attention_mask`` and ``token_type_ids`` with 0, and ``labels`` become a tensor.
+
+    Args:
+        pad_token_id: the tokenizer's ``pad_token_id``.
+        padding_side: ``"right"`` (BERT's convention) or ``"left"``.
+        pad_to_length: pad every batch to this fixed length instead (the wasteful baseline).
+
+    Raises:
+        ValueError: unknown ``padding_side``; an item longer than ``pad_to_length``.
+
+    Example:
+        >>> batch = PaddingCollator(0)([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": 1},
+        ...                             {"input_ids": [5, 8], "attention_mask": [1, 1], "labels": 0}])
+        >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
+        ([[5, 6, 7], [5, 8, 0]], [[1, 1, 1], [1, 1, 0]])
+    """
+
+    def __init__(self, pad_token_id: int, padding_side: str = "right", pad_to_length: int | None = None) -> None:
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        self.pad_token_id = int(pad_token_id)
+        self.padding_side = padding_side
+        self.pad_to_length = pad_to_length
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if len(items) == 0:
+            raise ValueError("cannot collate an empty batch")
+        longest = max(len(item["input_ids"]) for item in items)
+        width = longest if self.pad_to_length is None else self.pad_to_length
+        if width < longest:
+            raise ValueError(f"an item has {longest} tokens, more than pad_to_length={width}")
+        fill = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+        batch: dict[str, torch.Tensor] = {}
+        for key, value in fill.items():
+            if key not in items[0]:
+                continue
+            rows = []
+            for item in items:
+                padding = [value] * (width - len(item[key]))
+                rows.append(list(item[key]) + padding if self.padding_side == "right" else padding + list(item[key]))
+            batch[key] = torch.tensor(rows, dtype=torch.long)  # (batch, width)
+        if "labels" in items[0]:
+            batch["labels"] = torch.tensor([int(item["labels"]) for item in items], dtype=torch.long)
+        return batch
+
+
+def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: int) -> dict[str, int]:
+    """Tokens the model processes with dynamic versus fixed-length padding, in the given order.
+
+    Args:
+        lengths: token count of each example, in loader order.
+        batch_size: examples per batch.
+        fixed_length: the length every example is padded to without dynamic padding.
+
+    Returns:
+        ``{"real": ..., "dynamic": ..., "fixed": ...}`` token counts.
+
+    Raises:
+        ValueError: non-positive ``batch_size`` or an example longer than ``fixed_length``.
+
+    Example:
+        >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4)
+        {'real': 8, 'dynamic': 10, 'fixed': 16}
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if lengths and max(lengths) > fixed_length:
+        raise ValueError(f"an example has {max(lengths)} tokens, more than fixed_length={fixed_length}")
+    dynamic = 0
+    for start in range(0, len(lengths), batch_size):
+        chunk = lengths[start:start + batch_size]
+        dynamic += max(chunk) * len(chunk)
+    return {"real": int(sum(lengths)), "dynamic": dynamic, "fixed": fixed_length * len(lengths)}
+
+
+def _no_decay_names(model: nn.Module) -> set[str]:
+    # Biases and every normalisation weight: decaying them toward 0 only hurts (a LayerNorm gain
+    # of 0 erases its input), which is why BERT's recipe exempts them.
+    names = set()
+    for module_name, module in model.named_modules():
+        for param_name, _ in module.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if param_name == "bias" or isinstance(module, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm)):
+                names.add(full)
+    return names
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float, learning_rate: float | None = None) -> list[dict]:
+    """Two AdamW parameter groups: decayed weights, and biases plus LayerNorm weights without decay.
+
+    Args:
+        model: the network; only trainable parameters are included.
+        weight_decay: decoupled weight decay of the first group.
+        learning_rate: put in both groups when given (else the optimiser's default applies).
+
+    Returns:
+        ``[{"params", "names", "weight_decay"}, {... "weight_decay": 0.0}]``; the ``"names"`` entry
+        lists parameter names (AdamW ignores it).
+
+    Raises:
+        ValueError: negative ``weight_decay``.
+
+    Example:
+        >>> groups = weight_decay_groups(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), 0.01)
+        >>> groups[0]["names"], groups[1]["names"]
+        (['0.weight'], ['0.bias', '1.weight', '1.bias'])
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    exempt = _no_decay_names(model)
+    decay: dict[str, Any] = {"params": [], "names": [], "weight_decay": float(weight_decay)}
+    no_decay: dict[str, Any] = {"params": [], "names": [], "weight_decay": 0.0}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        group = no_decay if name in exempt else decay
+        group["params"].append(parameter)
+        group["names"].append(name)
+    groups = [decay, no_decay]
+    if learning_rate is not None:
+        for group in groups:
+            group["lr"] = learning_rate
+    return groups
+
+
+def linear_warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
+    """Linear warmup from 0 to the peak learning rate, then linear decay to 0 at ``total_steps``.
+
+    The factor at step ``s`` is ``s / warmup`` during warmup and ``(total - s) / (total - warmup)``
+    afterwards, the same as ``transformers.get_linear_schedule_with_warmup``.
+
+    Args:
+        optimizer: its groups' ``lr`` are the peak values.
+        warmup_steps: steps of warmup (0 for none).
+        total_steps: all optimiser steps of the run.
+
+    Returns:
+        A ``LambdaLR`` to step after every optimiser step (``fit(scheduler=...)`` does).
+
+    Raises:
+        ValueError: if ``total_steps < 1`` or ``warmup_steps`` is outside ``[0, total_steps]``.
+
+    Example:
+        >>> opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        >>> s = linear_warmup_schedule(opt, warmup_steps=2, total_steps=10); s.get_last_lr()
+        [0.0]
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return LambdaLR(optimizer, factor)
+
+
+_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float, weight_decay: float = 0.0) -> list[dict]:
+    """Layer-wise learning-rate decay for a BERT-like model: lower layers learn more slowly.
+
+    Depth 0 is the embeddings, depth ``i + 1`` is ``encoder.layer.i`` and everything else (pooler,
+    classification head) sits on top at depth ``L + 1``; a parameter at depth ``d`` gets
+    ``learning_rate * decay ** (L + 1 - d)``. Biases and LayerNorm weights get no weight decay.
+
+    Args:
+        model: a BERT-like model (parameter names contain ``embeddings`` and ``layer.<i>.``).
+        learning_rate: learning rate of the head.
+        decay: factor per layer, in ``(0, 1]``.
+        weight_decay: for the decayed parameters.
+
+    Returns:
+        AdamW parameter groups with ``params``, ``names``, ``lr``, ``weight_decay``, ``depth``.
+
+    Raises:
+        ValueError: ``decay`` outside ``(0, 1]`` or no ``layer.<i>`` parameters found.
+
+    Example:
+        >>> # groups = layerwise_lr_groups(model, 5e-5, decay=0.9); torch.optim.AdamW(groups)
+    """
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    indices = [int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))]
+    if not indices:
+        raise ValueError("no parameters named like 'layer.<i>.' found: not a BERT-like model")
+    num_layers = max(indices) + 1
+    exempt = _no_decay_names(model)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, parameter in named:
+        match = _LAYER.search(name)
+        if match:
+            depth = int(match.group(1)) + 1
+        elif "embeddings" in name:
+            depth = 0
+        else:
+            depth = num_layers + 1
+        key = (depth, name in exempt)
+        group = groups.setdefault(key, {
+            "params": [], "names": [], "depth": depth,
+            "lr": learning_rate * decay ** (num_layers + 1 - depth),
+            "weight_decay": 0.0 if key[1] else float(weight_decay)})
+        group["params"].append(parameter)
+        group["names"].append(name)
+    return [groups[key] for key in sorted(groups)]
+
+
+class SentenceClassifier(nn.Module):
+    """A pretrained encoder plus a linear head on the ``[CLS]`` vector or the mean of the tokens.
+
+    Args:
+        encoder: an ``AutoModel`` returning ``last_hidden_state`` of shape ``(batch, tokens, hidden)``.
+        num_labels: classes.
+        pooling: ``"cls"`` (first token) or ``"mean"`` (average over real tokens, via the mask).
+        dropout: dropout before the head.
+
+    Raises:
+        ValueError: unknown ``pooling`` or ``num_labels < 2``.
+
+    Example:
+        >>> # model = SentenceClassifier(encoder, num_labels=2, pooling="mean")
+        >>> # logits = model(input_ids=ids, attention_mask=mask)  # (batch, 2)
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if num_labels < 2:
+            raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, num_labels)`` for a padded batch."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]  # (batch, hidden): the [CLS] position
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1); padding gets 0
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
+
+
+def fine_tune(model: nn.Module, train_loader: Any, val_loader: Any, *, learning_rate: float, num_epochs: int,
+              weight_decay: float = 0.01, warmup_fraction: float = 0.1, max_grad_norm: float | None = 1.0,
+              max_steps_per_epoch: int | None = None, device: str = "cpu", mixed_precision: bool = False,
+              metrics: dict[str, Any] | None = None) -> Any:
+    """BERT's optimisation recipe around :func:`tlcourse.train.fit`.
+
+    AdamW over :func:`weight_decay_groups` (only trainable parameters, so a frozen encoder makes
+    this a linear probe), :func:`linear_warmup_schedule` over the run's real number of steps, and
+    gradient clipping.
+
+    Args:
+        model: returns logits (or an object with ``.logits``) for a dict batch.
+        train_loader: yields padded dict batches with ``"labels"``.
+        val_loader: evaluated after every epoch.
+        learning_rate: peak learning rate.
+        num_epochs: epochs.
+        weight_decay: decoupled decay of the non-exempt weights.
+        warmup_fraction: share of all steps spent warming up, in ``[0, 1]``.
+        max_grad_norm: clip the global gradient norm (``None``: no clipping).
+        max_steps_per_epoch: cap on steps per epoch.
+        device: where to train.
+        mixed_precision: bf16/fp16 autocast in ``fit`` (CUDA only).
+        metrics: extra validation metrics for ``fit``.
+
+    Returns:
+        The :class:`tlcourse.train.History`.
+
+    Raises:
+        ValueError: ``warmup_fraction`` outside ``[0, 1]``, or whatever ``fit`` refuses.
+
+    Example:
+        >>> # history = fine_tune(model, train_loader, val_loader, learning_rate=5e-5, num_epochs=2)
+    """
+    from tlcourse.train import fit
+
+    if not 0 <= warmup_fraction <= 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1], got {warmup_fraction}")
+    steps_per_epoch = len(train_loader)
+    if max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
+    total_steps = max(1, steps_per_epoch * num_epochs)
+    groups = [{k: v for k, v in g.items() if k != "names"} for g in weight_decay_groups(model, weight_decay)]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
+    scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total_steps), total_steps)
+    return fit(model, train_loader, optimizer, num_epochs=num_epochs, val_loader=val_loader, scheduler=scheduler,
+               device=device, mixed_precision=mixed_precision, max_grad_norm=max_grad_norm,
+               max_steps_per_epoch=max_steps_per_epoch, metrics=metrics)
+
+
+def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[int]]:
+    """Split example indices so that every group (e.g. a movie) lands on one side only.
+
+    Snippets about the same film share names and vocabulary; a random split would leak them into
+    the test set and flatter every model.
+
+    Args:
+        groups: group of each example.
+        fractions: share of GROUPS per part, e.g. ``(0.8, 0.2)``; must sum to 1.
+        seed: which shuffle of the groups.
+
+    Returns:
+        One sorted list of example indices per part.
+
+    Raises:
+        ValueError: empty ``groups`` or bad ``fractions``.
+
+    Example:
+        >>> [len(p) for p in split_by_group(["a", "a", "b", "c"], (0.5, 0.5), seed=0)] in ([3, 1], [2, 2], [1, 3])
+        True
+    """
+    if len(groups) == 0:
+        raise ValueError("groups is empty")
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    names = sorted(set(groups))
+    order = torch.randperm(len(names), generator=make_generator(seed)).tolist()
+    part_of: dict[str, int] = {}
+    start = 0
+    for part, fraction in enumerate(fractions):
+        stop = len(names) if part == len(fractions) - 1 else start + int(round(fraction * len(names)))
+        for position in order[start:stop]:
+            part_of[names[position]] = part
+        start = stop
+    parts: list[list[int]] = [[] for _ in fractions]
+    for index, group in enumerate(groups):
+        parts[part_of[group]].append(index)
+    return parts
+
+
+def tfidf_logistic_regression(train_texts: Sequence[str], train_labels: Sequence[int],
+                              eval_texts: Sequence[str]) -> torch.Tensor:
+    """The classical baseline: TF-IDF of words and word pairs, then logistic regression.
+
+    Args:
+        train_texts: training documents.
+        train_labels: their labels.
+        eval_texts: documents to score.
+
+    Returns:
+        Class probabilities ``(len(eval_texts), num_classes)`` as a float tensor.
+
+    Raises:
+        ValueError: see :func:`validate_texts_and_labels`.
+
+    Example:
+        >>> p = tfidf_logistic_regression(["good film", "bad film"], [1, 0], ["good"]); p.shape
+        torch.Size([1, 2])
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    validate_texts_and_labels(train_texts, train_labels)
+    validate_texts_and_labels(eval_texts, None)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+    features = vectorizer.fit_transform(train_texts)
+    classifier = LogisticRegression(C=4.0, max_iter=1000).fit(features, list(train_labels))
+    return torch.tensor(classifier.predict_proba(vectorizer.transform(eval_texts)), dtype=torch.float32)
+
+
+def most_confident_mistakes(texts: Sequence[str], logits: torch.Tensor, labels: torch.Tensor,
+                            count: int = 5) -> list[dict[str, Any]]:
+    """The wrong predictions the model was most sure about.
+
+    Args:
+        texts: the evaluated texts, in the order of ``logits``.
+        logits: ``(N, K)``.
+        labels: ``(N,)`` true labels.
+        count: rows to return.
+
+    Returns:
+        Rows ``{"text", "label", "predicted", "confidence"}``, most confident first.
+
+    Raises:
+        ValueError: if the lengths disagree.
+
+    Example:
+        >>> most_confident_mistakes(["x", "y"], torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]))[0]["text"]
+        'x'
+    """
+    if not (len(texts) == logits.shape[0] == labels.shape[0]):
+        raise ValueError(f"lengths differ: {len(texts)} texts, {logits.shape[0]} logits, {labels.shape[0]} labels")
+    probabilities = logits.float().softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    ranked = wrong[confidence[wrong].argsort(descending=True)][:count]
+    return [{"text": texts[i], "label": int(labels[i]), "predicted": int(predicted[i]),
+             "confidence": float(confidence[i])} for i in ranked.tolist()]
+
+
+def accuracy_standard_error(accuracy: float, count: int) -> float:
+    """Binomial standard error of an accuracy measured on ``count`` independent examples.
+
+    ``sqrt(p (1 - p) / n)``: with 2 test sentences and a true accuracy of 0.8 it is about 0.28, so
+    such a test set cannot tell a good model from a coin.
+
+    Args:
+        accuracy: the true (or measured) accuracy ``p``.
+        count: number of test examples ``n``.
+
+    Returns:
+        The standard error.
+
+    Raises:
+        ValueError: ``accuracy`` outside ``[0, 1]`` or ``count < 1``.
+
+    Example:
+        >>> round(accuracy_standard_error(0.5, 100), 3)
+        0.05
+    """
+    if not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    return math.sqrt(accuracy * (1 - accuracy) / count)
