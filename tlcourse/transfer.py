@@ -15,6 +15,7 @@ __all__ = [
     "freeze",
     "unfreeze",
     "freeze_first",
+    "locate_submodule",
     "replace_head",
     "parameter_groups",
     "discriminative_learning_rates",
@@ -118,6 +119,33 @@ def freeze_first(blocks: Sequence[nn.Module], count: int) -> int:
     return frozen
 
 
+def locate_submodule(model: nn.Module, path: str) -> tuple[nn.Module, str, nn.Module]:
+    """Find the module at a dotted ``path`` and the parent that holds it, to swap it in place.
+
+    Args:
+        model: the network.
+        path: dotted path, e.g. ``"classifier.6"``.
+
+    Returns:
+        ``(parent, name, module)`` with ``getattr(parent, name) is module``.
+
+    Raises:
+        ValueError: if the path does not name a submodule.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> locate_submodule(net, "1")[1:]
+        ('1', ReLU())
+    """
+    parent_path, _, name = path.rpartition(".")
+    try:
+        parent = model.get_submodule(parent_path) if parent_path else model
+        module = parent.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"model has no submodule {path!r}") from None
+    return parent, name, module
+
+
 def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Linear:
     """Replace the linear layer at ``path`` by a fresh one with ``num_classes`` outputs.
 
@@ -142,12 +170,7 @@ def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Linear:
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    parent_path, _, name = path.rpartition(".")
-    try:
-        parent = model.get_submodule(parent_path) if parent_path else model
-        old = parent.get_submodule(name)
-    except AttributeError:
-        raise ValueError(f"model has no submodule {path!r}") from None
+    parent, name, old = locate_submodule(model, path)
     if not isinstance(old, nn.Linear):
         raise ValueError(f"{path!r} is a {type(old).__name__}, expected nn.Linear")
     new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)

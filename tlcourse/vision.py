@@ -22,6 +22,7 @@ from torch.utils.data import TensorDataset
 
 from tlcourse.models import IMAGENET_MEAN, IMAGENET_STD
 from tlcourse.profiles import Profile
+from tlcourse.transfer import locate_submodule
 
 __all__ = [
     "VGG16_MIN_IMAGE_SIZE",
@@ -283,12 +284,7 @@ def split_head(model: nn.Module, head: str) -> tuple[nn.Module, nn.Module]:
         >>> backbone, fc = split_head(net, "1"); backbone(torch.zeros(1, 4)).shape
         torch.Size([1, 3])
     """
-    parent_path, _, name = head.rpartition(".")
-    try:
-        parent = model.get_submodule(parent_path) if parent_path else model
-        module = parent.get_submodule(name)
-    except AttributeError:
-        raise ValueError(f"model has no submodule {head!r}") from None
+    parent, name, module = locate_submodule(model, head)
     setattr(parent, name, nn.Identity())
     return model, module
 
