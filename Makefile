@@ -29,8 +29,9 @@ book: $(STAMP)
 
 test: unit notebooks book-strict
 
+# The docstring examples are run too (--doctest-modules), so they cannot go stale.
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest --doctest-modules tests tlcourse
 
 # nbval runs .ipynb: convert the chapters listed in _toc.yml with jupytext, then run each
 # end to end in the smoke profile (--nbval-lax: run every cell, compare no stored outputs).

@@ -11,6 +11,7 @@ from tlcourse.data import make_loader
 from tlcourse.models import load_text_classifier, load_text_encoder
 from tlcourse.runtime import seed_everything
 from tlcourse.text import (
+    LengthGroupedBatchSampler,
     PaddingCollator,
     SentenceClassifier,
     TextClassificationDataset,
@@ -18,6 +19,7 @@ from tlcourse.text import (
     encode,
     fine_tune,
     layerwise_lr_groups,
+    length_grouped_loader,
     linear_warmup_schedule,
     most_confident_mistakes,
     padded_token_counts,
@@ -241,3 +243,86 @@ def test_fine_tune_runs_and_probe_trains_only_head(tiny_folder):
     assert torch.equal(before, model.bert.embeddings.word_embeddings.weight)
     with pytest.raises(ValueError, match="warmup_fraction"):
         fine_tune(model, loader, loader, learning_rate=1e-2, num_epochs=1, warmup_fraction=2.0)
+
+
+def test_length_grouped_batches_cover_every_example_once_and_pad_less():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 60, (203,), generator=generator).tolist()
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=0, group_batches=5)
+    first, second = list(sampler), list(sampler)
+    for batches in (first, second):
+        assert len(batches) == len(sampler)
+        assert sorted(i for batch in batches for i in batch) == list(range(203))
+        assert max(lengths[i] for i in batches[0]) == max(lengths)  # longest batch first (OOM shows early)
+    assert first != second  # a new order every epoch
+    assert list(LengthGroupedBatchSampler(lengths, 8, seed=0, group_batches=5)) == first  # but fixed by the seed
+    grouped = padded_token_counts(lengths, 8, 60, batches=first)["dynamic"]
+    consecutive = padded_token_counts(lengths, 8, 60)["dynamic"]
+    assert sum(lengths) <= grouped < consecutive
+    # inside a sorted group a batch spans a narrow range of lengths, unlike consecutive examples
+    def mean_range(batches):
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+
+    assert mean_range(first) < mean_range([range(s, min(s + 8, 203)) for s in range(0, 203, 8)]) / 2
+
+
+def test_padded_token_counts_for_given_batches_by_hand():
+    # batch [0, 1] pads to 5 (2 x 5), batch [2, 3] pads to 2 (2 x 2)
+    assert padded_token_counts([5, 4, 1, 2], 2, 6, batches=[[0, 1], [2, 3]]) == {"real": 12, "dynamic": 14, "fixed": 24}
+    assert padded_token_counts([5, 4, 1, 2], 2, 6)["dynamic"] == 10 + 4
+
+
+def test_length_grouped_sampler_bad_input():
+    with pytest.raises(ValueError, match="lengths is empty"):
+        LengthGroupedBatchSampler([], batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        LengthGroupedBatchSampler([1, 2], batch_size=0)
+    with pytest.raises(ValueError, match="group_batches must be a positive int, got -1"):
+        LengthGroupedBatchSampler([1, 2], batch_size=1, group_batches=-1)
+
+
+def test_length_grouped_loader_trains_reproducibly(tiny_folder):
+    def run():
+        seed_everything(0)
+        tokenizer, model = load_text_classifier(tiny_folder, 2)
+        texts, labels = _examples(24)
+        data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+        loader = length_grouped_loader(data, 4, seed=3, collate_fn=PaddingCollator(tokenizer.pad_token_id),
+                                       group_batches=2)
+        assert loader.generator is loader.batch_sampler.generator  # fit checkpoints the batch order
+        history = fit(model, loader, torch.optim.AdamW(model.parameters(), 1e-2), num_epochs=2, progress=False)
+        return model, history
+
+    (first, first_history), (second, second_history) = run(), run()
+    assert first_history["train_loss"] == second_history["train_loss"]
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert first_history.last["examples_per_second"] > 0
+
+
+def test_fine_tune_layerwise_decay(tiny_folder):
+    texts, labels = _examples(8)
+
+    def embedding_change(decay):
+        seed_everything(0)
+        tokenizer, model = load_text_classifier(tiny_folder, 2)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+        loader = make_loader(data, batch_size=4, shuffle=False, collate_fn=PaddingCollator(tokenizer.pad_token_id))
+        fine_tune(model, loader, loader, learning_rate=1e-2, num_epochs=1, warmup_fraction=0.0,
+                  layerwise_decay=decay)
+        after = dict(model.named_parameters())
+        return {n: (after[n] - before[n]).abs().max().item() for n in before}, model
+
+    plain, plain_model = embedding_change(None)
+    one, one_model = embedding_change(1.0)
+    # decay 1 is the plain recipe: same rate everywhere, same no-decay group
+    for a, b in zip(plain_model.parameters(), one_model.parameters()):
+        torch.testing.assert_close(a, b)
+    decayed, _ = embedding_change(0.1)
+    name = "bert.embeddings.word_embeddings.weight"
+    # two layers below the head plus the embeddings: the embedding rate is 1e-2 * 0.1**3;
+    # Adam's step is about the rate, so the change shrinks by orders of magnitude
+    assert decayed[name] < plain[name] / 20
+    head = "classifier.weight"
+    assert decayed[head] == pytest.approx(plain[head], rel=0.1)  # the head keeps the full rate

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tlcourse.profiles import Profile
 from tlcourse.runtime import make_generator
@@ -28,6 +28,8 @@ __all__ = [
     "TextClassificationDataset",
     "PaddingCollator",
     "padded_token_counts",
+    "LengthGroupedBatchSampler",
+    "length_grouped_loader",
     "weight_decay_groups",
     "linear_warmup_schedule",
     "layerwise_lr_groups",
@@ -54,7 +56,8 @@ class TextExperimentConfig:
         learning_rate: peak learning rate of full fine-tuning.
         probe_learning_rate: learning rate of the linear probe (only the head trains).
         warmup_fraction: share of all steps spent warming up.
-        num_seeds: seeds of the full fine-tune.
+        num_seeds: seeds of the full fine-tune (the spread the other rows are read against).
+        layerwise_decay: learning-rate factor per layer in the layer-wise decay run.
 
     Example:
         >>> from tlcourse.profiles import get_profile
@@ -72,6 +75,7 @@ class TextExperimentConfig:
     probe_learning_rate: float
     warmup_fraction: float
     num_seeds: int
+    layerwise_decay: float
 
 
 def experiment_config(profile: Profile) -> TextExperimentConfig:
@@ -92,11 +96,11 @@ def experiment_config(profile: Profile) -> TextExperimentConfig:
         32
     """
     if profile.name == "smoke":
-        return TextExperimentConfig(32, 32, 1, 8, 32, 2, 5e-5, 1e-3, 0.1, 1)
+        return TextExperimentConfig(32, 32, 1, 8, 32, 2, 5e-5, 1e-3, 0.1, 2, 0.8)
     if profile.name == "cpu":
-        return TextExperimentConfig(640, 320, 2, 32, 64, None, 5e-5, 2e-3, 0.1, 1)
+        return TextExperimentConfig(640, 320, 2, 32, 64, None, 5e-5, 2e-3, 0.1, 3, 0.8)
     return TextExperimentConfig(10**9, 10**9, profile.num_epochs, 32, profile.max_length, None,
-                                2e-5, 1e-3, 0.06, profile.num_seeds)
+                                2e-5, 1e-3, 0.06, max(3, profile.num_seeds), 0.9)
 
 
 def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None,
@@ -261,13 +265,16 @@ class PaddingCollator:
         return batch
 
 
-def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: int) -> dict[str, int]:
-    """Tokens the model processes with dynamic versus fixed-length padding, in the given order.
+def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: int,
+                        batches: Sequence[Sequence[int]] | None = None) -> dict[str, int]:
+    """Tokens the model processes with dynamic versus fixed-length padding.
 
     Args:
-        lengths: token count of each example, in loader order.
-        batch_size: examples per batch.
+        lengths: token count of each example.
+        batch_size: examples per batch when ``batches`` is not given (consecutive examples).
         fixed_length: the length every example is padded to without dynamic padding.
+        batches: the index batches a loader actually draws (for example from
+            :class:`LengthGroupedBatchSampler`); default: consecutive runs of ``batch_size``.
 
     Returns:
         ``{"real": ..., "dynamic": ..., "fixed": ...}`` token counts.
@@ -278,16 +285,96 @@ def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: i
     Example:
         >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4)
         {'real': 8, 'dynamic': 10, 'fixed': 16}
+        >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4, batches=[[0, 2], [1, 3]])
+        {'real': 8, 'dynamic': 10, 'fixed': 16}
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if lengths and max(lengths) > fixed_length:
         raise ValueError(f"an example has {max(lengths)} tokens, more than fixed_length={fixed_length}")
-    dynamic = 0
-    for start in range(0, len(lengths), batch_size):
-        chunk = lengths[start:start + batch_size]
-        dynamic += max(chunk) * len(chunk)
-    return {"real": int(sum(lengths)), "dynamic": dynamic, "fixed": fixed_length * len(lengths)}
+    if batches is None:
+        batches = [range(start, min(start + batch_size, len(lengths))) for start in range(0, len(lengths), batch_size)]
+    # each batch is padded to its longest member
+    dynamic = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches if len(batch))
+    return {"real": int(sum(lengths)), "dynamic": int(dynamic), "fixed": fixed_length * len(lengths)}
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of examples with similar lengths, in an order that depends only on ``seed``.
+
+    Each epoch shuffles all indices, cuts them into groups of ``group_batches * batch_size``,
+    sorts each group by length and slices it into batches, then shuffles the order of the batches
+    (what ``group_by_length`` does in Hugging Face's ``Trainer``). Examples in a batch have
+    similar lengths, so dynamic padding adds few pad tokens, while which examples share a batch
+    still changes from epoch to epoch. The batch holding the longest example comes first, so an
+    out-of-memory error shows at step 1, not an hour in.
+
+    Args:
+        lengths: token count of each example (e.g. ``TextClassificationDataset.lengths()``).
+        batch_size: examples per batch.
+        seed: seeds the sampler's own generator (``self.generator``; ``fit`` checkpoints it).
+        group_batches: batches per sorted group; larger groups pad less but mix less.
+
+    Raises:
+        ValueError: empty ``lengths`` or a non-positive ``batch_size`` or ``group_batches``.
+
+    Example:
+        >>> sampler = LengthGroupedBatchSampler([5, 1, 5, 1], batch_size=2, seed=0)
+        >>> sorted(sorted(batch) for batch in sampler)
+        [[0, 2], [1, 3]]
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_batches: int = 50) -> None:
+        if len(lengths) == 0:
+            raise ValueError("lengths is empty: expected at least one example")
+        for name, value in (("batch_size", batch_size), ("group_batches", group_batches)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.lengths = [int(n) for n in lengths]
+        self.batch_size = batch_size
+        self.group_batches = group_batches
+        self.generator = make_generator(seed)
+
+    def __len__(self) -> int:
+        group = self.batch_size * self.group_batches
+        full, rest = divmod(len(self.lengths), group)
+        return full * self.group_batches + math.ceil(rest / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        group = self.batch_size * self.group_batches
+        batches: list[list[int]] = []
+        for start in range(0, len(order), group):
+            chunk = sorted(order[start:start + group], key=lambda i: self.lengths[i], reverse=True)
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+        longest = max(range(len(batches)), key=lambda b: max(self.lengths[i] for i in batches[b]))
+        batches.insert(0, batches.pop(longest))
+        return iter(batches)
+
+
+def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, seed: int = 0,
+                          collate_fn: Callable | None = None, num_workers: int = 0,
+                          group_batches: int = 50) -> DataLoader:
+    """A training DataLoader over :class:`LengthGroupedBatchSampler` batches.
+
+    Args:
+        dataset: tokenised texts (anything with ``lengths()`` and map-style items).
+        batch_size: examples per batch.
+        seed: the sampler's seed.
+        collate_fn: usually :class:`PaddingCollator`.
+        num_workers: loader processes.
+        group_batches: see :class:`LengthGroupedBatchSampler`.
+
+    Returns:
+        The DataLoader; its ``generator`` is the sampler's, so ``fit`` checkpoints the batch order.
+
+    Example:
+        >>> # loader = length_grouped_loader(train_data, 32, seed=0, collate_fn=PaddingCollator(0))
+    """
+    sampler = LengthGroupedBatchSampler(dataset.lengths(), batch_size, seed=seed, group_batches=group_batches)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
+                      generator=sampler.generator, persistent_workers=num_workers > 0)
 
 
 def _no_decay_names(model: nn.Module) -> set[str]:
@@ -471,7 +558,7 @@ class SentenceClassifier(nn.Module):
 def fine_tune(model: nn.Module, train_loader: Any, val_loader: Any, *, learning_rate: float, num_epochs: int,
               weight_decay: float = 0.01, warmup_fraction: float = 0.1, max_grad_norm: float | None = 1.0,
               max_steps_per_epoch: int | None = None, device: str = "cpu", mixed_precision: bool = False,
-              metrics: dict[str, Any] | None = None) -> Any:
+              metrics: dict[str, Any] | None = None, layerwise_decay: float | None = None) -> Any:
     """BERT's optimisation recipe around :func:`tlcourse.train.fit`.
 
     AdamW over :func:`weight_decay_groups` (only trainable parameters, so a frozen encoder makes
@@ -491,6 +578,8 @@ def fine_tune(model: nn.Module, train_loader: Any, val_loader: Any, *, learning_
         device: where to train.
         mixed_precision: bf16/fp16 autocast in ``fit`` (CUDA only).
         metrics: extra validation metrics for ``fit``.
+        layerwise_decay: when given, use :func:`layerwise_lr_groups` with this factor per layer
+            (``learning_rate`` is then the head's rate); default: one rate for all.
 
     Returns:
         The :class:`tlcourse.train.History`.
@@ -509,7 +598,12 @@ def fine_tune(model: nn.Module, train_loader: Any, val_loader: Any, *, learning_
     if max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
     total_steps = max(1, steps_per_epoch * num_epochs)
-    groups = [{k: v for k, v in g.items() if k != "names"} for g in weight_decay_groups(model, weight_decay)]
+    if layerwise_decay is None:
+        groups = weight_decay_groups(model, weight_decay)
+    else:
+        groups = layerwise_lr_groups(model, learning_rate, layerwise_decay, weight_decay)
+    # AdamW only takes its own keys; "names" and "depth" are for reading, not for the optimiser
+    groups = [{k: v for k, v in g.items() if k not in ("names", "depth")} for g in groups]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
     scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total_steps), total_steps)
     return fit(model, train_loader, optimizer, num_epochs=num_epochs, val_loader=val_loader, scheduler=scheduler,

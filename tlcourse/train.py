@@ -44,7 +44,7 @@ class History:
 
     Attributes:
         records: one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy``,
-            ``seconds`` and, with a validation loader, ``val_loss``, ``val_accuracy`` and one entry
+            ``examples_per_second`` (training only), ``seconds`` (training and validation) and, with a validation loader, ``val_loss``, ``val_accuracy`` and one entry
             per extra metric.
 
     Example:
@@ -283,10 +283,13 @@ def fit(
                 break
         if total_seen == 0:
             raise ValueError("train_loader yielded no batches: expected at least one (is the data set empty?)")
+        # training throughput only (validation excluded): what a faster GPU or less padding changes
+        train_seconds = time.perf_counter() - started
         record: dict[str, float] = {
             "epoch": epoch,
             "train_loss": total_loss / total_seen,
             "train_accuracy": total_correct / total_seen,
+            "examples_per_second": total_seen / max(train_seconds, 1e-9),
         }
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(
