@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as functional
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
@@ -436,13 +435,6 @@ def run_negative_transfer(config: ExperimentConfig, budget: int | None = None, s
     return rows
 
 
-def _to_imagenet_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    # (N, 1, 28, 28) in [0, 1] -> (N, 3, size, size) normalised like ImageNet training images.
-    resized = functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    rgb = resized.expand(-1, 3, -1, -1)
-    return (rgb - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-
-
 def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: int | None = None,
                             strategies: Sequence[str] | None = None,
                             seeds: Sequence[int] | None = None,
@@ -468,6 +460,7 @@ def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: 
         >>> # rows, asset = run_imagenet_comparison(profile, config)
     """
     from tlcourse.models import load_image_model
+    from tlcourse.vision import mnist_as_rgb
 
     budget = min(config.budgets) if budget is None else budget
     seeds = tuple(config.imagenet_seeds if seeds is None else seeds)
@@ -483,7 +476,13 @@ def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: 
     seed_everything(seeds[0])
     loaded = load_image_model(profile, len(TARGET_CLASSES))
     asset = loaded.asset
-    convert = lambda x: _to_imagenet_input(x, profile.image_size, loaded.mean, loaded.std)  # noqa: E731
+
+    def convert(images: torch.Tensor) -> torch.Tensor:
+        # (N, 1, 28, 28) in [0, 1] -> uint8 (N, 28, 28), exact since the digits were uint8 / 255,
+        # then -> (N, 3, S, S) normalised with the backbone's mean and std
+        digits = images.squeeze(1).mul(255).round().to(torch.uint8)
+        return mnist_as_rgb(digits, profile.image_size, loaded.mean, loaded.std)
+
     test_set = TensorDataset(convert(test_images[:count]), test_labels[:count])
     for seed in seeds:
         train_images, train_labels = _budget_subset(data.target_pool, budget, seed).tensors

@@ -9,7 +9,8 @@ way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/te
 * :func:`softmax_cross_entropy_gradient`, the closed form ``softmax(z) - onehot(y)``,
 * :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
 * :func:`two_layer_forward` and :func:`two_layer_backward`, backpropagation by hand through
-  ``linear -> tanh -> linear -> softmax cross-entropy``.
+  ``linear -> tanh -> linear -> softmax cross-entropy``,
+* :func:`penalty_experiment_config`, the sizes of the chapter's L2-SP versus weight-decay run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from tlcourse.profiles import Profile
+
 __all__ = [
+    "PenaltyExperimentConfig",
+    "penalty_experiment_config",
     "log_softmax",
     "softmax_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -355,3 +360,54 @@ def two_layer_backward(cache: TwoLayerCache,
     grad_inputs = grad_pre @ weights["W1"]  # (N, D)
     return {"logits": grad_logits, "W2": grad_w2, "b2": grad_b2, "hidden": grad_hidden,
             "pre_activation": grad_pre, "W1": grad_w1, "b1": grad_b1, "inputs": grad_inputs}
+
+
+@dataclass(frozen=True)
+class PenaltyExperimentConfig:
+    """Sizes of the math chapter's L2-SP versus weight-decay fine-tuning run.
+
+    Attributes:
+        batch_size: digits per step.
+        num_train: training digits.
+        num_eval: held-out digits.
+        num_seeds: seeds per penalty.
+        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
+        image_size: side of the 3-channel images fed to the ImageNet backbone.
+
+    Example:
+        >>> PenaltyExperimentConfig(16, 500, 200, 2, 6, 32).num_seeds
+        2
+    """
+
+    batch_size: int
+    num_train: int
+    num_eval: int
+    num_seeds: int
+    max_steps_per_epoch: int | None
+    image_size: int
+
+
+def penalty_experiment_config(profile: Profile) -> PenaltyExperimentConfig:
+    """Sizes of the L2-SP run for ``profile``.
+
+    EfficientNet-Lite0 is slow on a CPU, so the ``smoke`` and ``cpu`` profiles take a few steps
+    on 32-pixel digits; other profiles use the profile's own batch size, image size and caps.
+
+    Args:
+        profile: the run profile.
+
+    Returns:
+        The frozen :class:`PenaltyExperimentConfig`.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> penalty_experiment_config(get_profile("cpu")).max_steps_per_epoch
+        6
+    """
+    num_train = profile.cap(500, "train")
+    if profile.name == "smoke":
+        return PenaltyExperimentConfig(8, num_train, 32, 1, 2, 32)
+    if profile.name == "cpu":
+        return PenaltyExperimentConfig(16, num_train, 200, 2, 6, 32)
+    return PenaltyExperimentConfig(profile.batch_size, num_train, profile.cap(500, "eval"),
+                                   min(profile.num_seeds, 2), profile.max_steps_per_epoch, profile.image_size)
