@@ -10,17 +10,17 @@ from tlcourse.fusion import (
     average_logits,
     average_probabilities,
     average_state_dicts,
-    experiment_config,
     fit_ensemble_weights,
     greedy_soup,
     interpolate,
-    make_digit_mlp,
-    permute_hidden_units,
+    interpolation_path,
     recompute_batchnorm_statistics,
     uniform_soup,
     weighted_ensemble,
 )
-from tlcourse.profiles import get_profile
+import torch.nn.functional as F
+
+from tlcourse.fusion import state_dict_accuracy
 
 
 def _net(seed: int) -> nn.Module:
@@ -157,57 +157,22 @@ def test_bad_inputs_raise() -> None:
         fit_ensemble_weights([torch.zeros(2, 3)], torch.zeros(3, dtype=torch.long))
 
 
-def test_permute_hidden_units_preserves_the_function_and_changes_the_weights() -> None:
-    torch.manual_seed(0)
-    net = make_digit_mlp(num_classes=3, hidden_size=8).eval()
-    permuted_state = permute_hidden_units(net, generator=torch.Generator().manual_seed(1))
-    permuted = make_digit_mlp(num_classes=3, hidden_size=8).eval()
-    permuted.load_state_dict(permuted_state)  # strict: same keys and shapes
-    inputs = torch.randn(5, 1, 28, 28)
-    with torch.no_grad():
-        torch.testing.assert_close(permuted(inputs), net(inputs))
-    original = net.state_dict()
-    for key in ("body.1.weight", "body.1.bias", "body.3.weight", "body.3.bias", "head.weight"):
-        assert not torch.equal(permuted_state[key], original[key]), key
-    assert torch.equal(permuted_state["head.bias"], original["head.bias"])  # outputs are not permuted
-    # the same units are still there, only reordered
-    torch.testing.assert_close(permuted_state["body.1.bias"].sort().values, original["body.1.bias"].sort().values)
-
-
-def test_permute_hidden_units_with_explicit_permutations_matches_hand_indexing() -> None:
-    torch.manual_seed(0)
-    state = make_digit_mlp(num_classes=2, hidden_size=3).state_dict()
-    first, second = torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0])
-    permuted = permute_hidden_units(state, permutations=(first, second))
-    torch.testing.assert_close(permuted["body.1.weight"][0], state["body.1.weight"][2])
-    torch.testing.assert_close(permuted["body.3.weight"][0, 1], state["body.3.weight"][1, 0])
-    torch.testing.assert_close(permuted["head.weight"][:, 2], state["head.weight"][:, 0])
-    identity = permute_hidden_units(state, permutations=(torch.arange(3), torch.arange(3)))
-    for key in state:
-        assert torch.equal(identity[key], state[key])
-
-
-def test_permute_hidden_units_bad_inputs_raise() -> None:
-    state = make_digit_mlp(num_classes=2, hidden_size=3).state_dict()
-    missing = {key: value for key, value in state.items() if key != "body.3.weight"}
-    with pytest.raises(ValueError, match="missing key 'body.3.weight'"):
-        permute_hidden_units(missing)
-    with pytest.raises(ValueError, match="unexpected keys"):
-        permute_hidden_units({**state, "extra.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match="missing key 'body.1.weight'"):
-        permute_hidden_units(nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="do not chain"):
-        permute_hidden_units({**state, "head.weight": torch.zeros(2, 4)})
-    with pytest.raises(ValueError, match=r"permutation of 0\.\.2"):
-        permute_hidden_units(state, permutations=(torch.tensor([0, 0, 1]), torch.arange(3)))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        permute_hidden_units(state, permutations=(torch.arange(3), torch.arange(4)))
-    with pytest.raises(TypeError, match="nn.Module or a state dict"):
-        permute_hidden_units([1, 2, 3])  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
-def test_experiment_config_has_a_narrow_barrier_network(name: str) -> None:
-    config = experiment_config(get_profile(name))
-    assert 0 < config.barrier_hidden_size < config.hidden_size
-    assert config.num_barrier_models >= 2 and config.barrier_epochs >= 1
+def test_interpolation_path_matches_loading_each_point_by_hand() -> None:
+    start, end = _net(0).eval(), _net(1).eval()
+    generator = torch.Generator().manual_seed(0)
+    data = [(torch.randn(16, 3, generator=generator), torch.randint(2, (16,), generator=generator))]
+    template = _net(2).eval()
+    before = {k: v.clone() for k, v in template.state_dict().items()}
+    rows = interpolation_path(template, start.state_dict(), end.state_dict(), [0.0, 0.3, 1.0], data)
+    assert [row["alpha"] for row in rows] == [0.0, 0.3, 1.0]
+    for row in rows:
+        manual = _net(3).eval()
+        manual.load_state_dict(interpolate(start.state_dict(), end.state_dict(), row["alpha"]))
+        with torch.no_grad():
+            logits = manual(data[0][0])
+        assert row["loss"] == pytest.approx(F.cross_entropy(logits, data[0][1]).item(), rel=1e-6)
+        assert row["accuracy"] == state_dict_accuracy(manual, manual.state_dict(), data)
+    for key, value in template.state_dict().items():  # the template is not modified
+        assert torch.equal(value, before[key])
+    with pytest.raises(ValueError, match="alpha"):
+        interpolation_path(template, start.state_dict(), end.state_dict(), [1.5], data)
