@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from tlcourse.assets import AssetUnavailableError
-from tlcourse.models import build_vgg16, load_efficientnet_lite0, load_image_model, load_text_classifier
+from tlcourse.models import (build_vgg16, load_efficientnet_lite0, load_image_model, load_text_classifier,
+                             text_model_source)
 from tlcourse.profiles import get_profile
 
 
@@ -44,3 +45,16 @@ def test_vgg16_head_is_replaced_by_in_features():
     model = build_vgg16(4, pretrained=False)
     assert [type(m).__name__ for m in model.classifier] == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
     assert model.classifier[6].out_features == 4
+
+
+def test_text_model_source_per_profile(monkeypatch, capsys, tmp_path):
+    name, folder = text_model_source(get_profile("cpu"))
+    assert name == "minilm-l6" and folder.endswith("model")
+    assert "minilm-l6 instead of bert-base-uncased" in capsys.readouterr().out  # announced in cpu
+    assert text_model_source(get_profile("smoke")) == (name, folder)
+    assert capsys.readouterr().out == ""  # smoke stays quiet
+    # gpu: the canonical model or a clear error, never a silent stand-in
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+    with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch bert-base-uncased"):
+        text_model_source(get_profile("gpu"))

