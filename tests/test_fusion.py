@@ -14,7 +14,6 @@ from tlcourse.fusion import (
     greedy_soup,
     interpolate,
     interpolation_path,
-    recompute_batchnorm_statistics,
     uniform_soup,
     weighted_ensemble,
 )
@@ -122,15 +121,6 @@ def test_fit_ensemble_weights_accepts_inference_mode_logits() -> None:
         targets = torch.zeros(10, dtype=torch.long)
     weights = fit_ensemble_weights(logits, targets, num_steps=5)
     assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
-
-
-def test_recompute_batchnorm_statistics_matches_data_moments() -> None:
-    net = _net(0)
-    data = torch.randn(32, 3)
-    recompute_batchnorm_statistics(net, [(data[:16], None), (data[16:], None)])
-    hidden = net[0](data)
-    torch.testing.assert_close(net[1].running_mean, hidden.mean(0), rtol=1e-4, atol=1e-5)
-    assert not net.training
 
 
 def test_bad_inputs_raise() -> None:

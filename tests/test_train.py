@@ -180,3 +180,20 @@ def test_max_steps_per_epoch():
     fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), num_epochs=2, max_steps_per_epoch=2,
         progress=False, on_step=lambda e, s, loss: steps.append((e, s)))
     assert steps == [(1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+def test_fit_keeps_frozen_batchnorm_statistics_and_updates_trainable_ones():
+    from tlcourse.transfer import freeze
+
+    seed_everything(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 4),
+                          nn.BatchNorm1d(4, affine=False), nn.Linear(4, 2))
+    freeze(model, ["0", "1"])  # a frozen "backbone": the linear layer and its BatchNorm
+    frozen_before = model[1].running_mean.clone(), model[1].running_var.clone()
+    free_before = model[4].running_mean.clone()
+    data = TensorDataset(torch.randn(16, 3) * 3 + 5, torch.randint(2, (16,)))  # far from the initial statistics
+    fit(model, make_loader(data, 8, shuffle=True), torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.1), num_epochs=2, progress=False)
+    assert torch.equal(model[1].running_mean, frozen_before[0]) and torch.equal(model[1].running_var, frozen_before[1])
+    assert not torch.equal(model[4].running_mean, free_before)  # no parameters: not frozen, keeps learning
+    assert model[4].training and not model[1].training

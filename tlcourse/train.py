@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from tlcourse.checkpoint import load_checkpoint, save_checkpoint
 from tlcourse.runtime import capture_rng_state, restore_rng_state
+from tlcourse.transfer import frozen_norms_to_eval
 
 __all__ = ["History", "NonFiniteLossError", "fit", "evaluate", "predict", "move_to_device"]
 
@@ -181,6 +182,9 @@ def fit(
 
     Args:
         model: returns logits of shape ``(batch, num_classes)`` (or an object with ``.logits``).
+            It is put in train mode every epoch, except BatchNorm layers whose parameters are all
+            frozen: they stay in eval mode, so their running statistics do not drift
+            (:func:`tlcourse.transfer.frozen_norms_to_eval`).
         train_loader: yields ``(inputs, targets)`` or dicts with ``"labels"``.
         optimizer: over the parameters to train (frozen ones simply are not in it).
         num_epochs: total epochs, counting epochs already done when resuming.
@@ -248,6 +252,7 @@ def fit(
 
     for epoch in range(start_epoch + 1, num_epochs + 1):
         model.train()
+        frozen_norms_to_eval(model)  # frozen BatchNorm layers keep their running statistics
         started = time.perf_counter()
         total_loss, total_correct, total_seen = 0.0, 0, 0
         batches = tqdm(train_loader, desc=f"epoch {epoch}/{num_epochs}", leave=False, disable=not show)
