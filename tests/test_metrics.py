@@ -4,7 +4,8 @@ import pytest
 import torch
 from sklearn import metrics as reference
 
-from tlcourse.metrics import accuracy, confusion_matrix, f1_score, mean_and_std, per_class_accuracy
+from tlcourse.metrics import (accuracy, accuracy_standard_error, confusion_matrix, f1_score, mean_and_std,
+                              most_confident_mistakes, per_class_accuracy)
 
 
 def random_case(seed: int, classes: int = 4, count: int = 50):
@@ -49,3 +50,20 @@ def test_bad_input():
         f1_score(torch.tensor([0]), torch.tensor([0]), average="micro")
     with pytest.raises(ValueError, match="values is empty"):
         mean_and_std([])
+
+
+def test_most_confident_mistakes():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
+    targets = torch.tensor([1, 1, 1, 0])
+    # Mistakes: 0 (p=.993), 2 (p=.881), 3 (p=.953) -> by confidence 0, 3, 2.
+    assert most_confident_mistakes(logits, targets, 10).tolist() == [0, 3, 2]
+    with pytest.raises(ValueError, match="count"):
+        most_confident_mistakes(logits, targets, 0)
+
+
+def test_accuracy_standard_error_by_hand():
+    assert accuracy_standard_error(0.8, 2) == pytest.approx(math.sqrt(0.16 / 2))
+    with pytest.raises(ValueError, match="count"):
+        accuracy_standard_error(0.5, 0)
+    with pytest.raises(ValueError, match=r"accuracy must be in \[0, 1\]"):
+        accuracy_standard_error(1.5, 10)

@@ -17,7 +17,6 @@ from tlcourse.transfer import freeze_first, trainable_parameter_names
 from tlcourse.vision import (
     extract_features,
     mnist_as_rgb,
-    most_confident_mistakes,
     split_head,
     validate_images,
     vgg16_blocks,
@@ -173,12 +172,3 @@ def test_bad_input_raises():
         mnist_as_rgb(torch.zeros(1, 28, 28, dtype=torch.uint8), 16)
     with pytest.raises(ValueError, match="no submodule"):
         split_head(nn.Linear(2, 2), "classifier.6")
-
-
-def test_most_confident_mistakes():
-    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
-    targets = torch.tensor([1, 1, 1, 0])
-    # Mistakes: 0 (p=.993), 2 (p=.881), 3 (p=.953) -> by confidence 0, 3, 2.
-    assert most_confident_mistakes(logits, targets, 10).tolist() == [0, 3, 2]
-    with pytest.raises(ValueError, match="count"):
-        most_confident_mistakes(logits, targets, 0)

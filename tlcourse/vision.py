@@ -35,7 +35,6 @@ __all__ = [
     "backbone_blocks",
     "split_head",
     "extract_features",
-    "most_confident_mistakes",
 ]
 
 # VGG16 halves the resolution five times (one MaxPool per block): 32 pixels is the smallest side
@@ -326,31 +325,3 @@ def extract_features(backbone: nn.Module, loader: Iterable, device: torch.device
     if not features:
         raise ValueError("the loader is empty: expected at least one batch to extract features from")
     return TensorDataset(torch.cat(features), torch.cat(labels))
-
-
-def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the wrong predictions made with the highest softmax confidence.
-
-    Args:
-        logits: ``(N, K)``.
-        targets: ``(N,)``.
-        count: at most this many indices.
-
-    Returns:
-        int64 indices, most confident first (fewer if there are fewer mistakes).
-
-    Raises:
-        ValueError: on mismatched shapes or ``count < 1``.
-
-    Example:
-        >>> most_confident_mistakes(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]), 5).tolist()
-        [0]
-    """
-    if logits.dim() != 2 or targets.shape != (logits.shape[0],):
-        raise ValueError(f"expected logits (N, K) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
-    confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
-    wrong = torch.nonzero(predicted != targets).flatten()
-    order = confidence[wrong].argsort(descending=True)
-    return wrong[order][:count]
