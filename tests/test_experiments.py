@@ -17,8 +17,6 @@ from tlcourse.experiments import (
     SmallCNN,
     beats_scratch,
     experiment_config,
-    plot_budget_curves,
-    plot_transfer_vocabulary,
     run_imagenet_comparison,
     run_transfer_comparison,
     strategy_stages,
@@ -149,15 +147,6 @@ def test_bad_inputs_raise(config, data):
     with pytest.raises(ValueError, match="steps must be positive"):
         train_strategy(SmallCNN(5), "classifier", "fine_tune", _dataset(), _dataset(), config, 0, steps=0)
 
-
-def test_plots_return_figures():
-    assert plot_transfer_vocabulary().axes
-    table = [{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1},
-             {"budget": 10, "strategy": "scratch", "mean": 0.8, "std": 0.05}]
-    figure = plot_budget_curves(table)
-    assert figure.axes[0].get_xlabel() == "labelled target examples per class"
-    with pytest.raises(ValueError, match="empty"):
-        plot_budget_curves([])
 
 
 def test_fine_tune_re_estimates_batchnorm_statistics_on_the_training_set(config):

@@ -2,7 +2,8 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from tlcourse.plotting import plot_confusion_matrix, plot_image_grid, plot_learning_curves
+from tlcourse.plotting import (plot_budget_curves, plot_confusion_matrix, plot_image_grid, plot_learning_curves,
+                               plot_transfer_vocabulary)
 from tlcourse.train import History
 
 
@@ -35,3 +36,13 @@ def test_image_grid_undoes_normalisation():
     with pytest.raises(ValueError, match="got 2 titles for 1 images"):
         plot_image_grid(image, titles=["a", "b"])
     plt.close("all")
+
+
+def test_plots_return_figures():
+    assert plot_transfer_vocabulary().axes
+    table = [{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1},
+             {"budget": 10, "strategy": "scratch", "mean": 0.8, "std": 0.05}]
+    figure = plot_budget_curves(table)
+    assert figure.axes[0].get_xlabel() == "labelled target examples per class"
+    with pytest.raises(ValueError, match="empty"):
+        plot_budget_curves([])

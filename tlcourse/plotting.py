@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from tlcourse.train import History
 
-__all__ = ["plot_learning_curves", "plot_confusion_matrix", "plot_image_grid"]
+__all__ = ["plot_learning_curves", "plot_confusion_matrix", "plot_image_grid", "plot_transfer_vocabulary",
+           "plot_budget_curves"]
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -130,4 +131,88 @@ def plot_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, n
             if titles is not None:
                 ax.set_title(titles[index], fontsize=8)
     figure.tight_layout()
+    return figure
+
+
+def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
+    """Draw the vocabulary: source/target domain and task, shared vs task-specific layers, stages.
+
+    Args:
+        ax: axes to draw on; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+        >>> figure = plot_transfer_vocabulary()
+    """
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    figure, ax = _axes(ax, (10, 5))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 6)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
+        if text:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.15, text, ha="center", fontsize=8)
+
+    # Source row (top) and target row (bottom): domain -> shared layers -> task head.
+    for y, role, domain, task in ((4.0, "source", "D_S = (X_S, P(X_S))\ndigits 0-4", "T_S = (Y_S, f_S)\nhead: 5 classes"),
+                                  (1.0, "target", "D_T = (X_T, P(X_T))\ndigits 5-9", "T_T = (Y_T, f_T)\nnew head")):
+        box(0.2, y, 2.0, 1.2, f"{role} domain\n{domain}", "#dbe9f6")
+        box(3.0, y, 1.2, 1.2, "early\nlayers\n(general)", "#c7e9c0")
+        box(4.4, y, 1.2, 1.2, "late\nlayers\n(specific)", "#fdd0a2")
+        box(6.4, y, 2.6, 1.2, f"{role} task\n{task}", "#fcbba1")
+        arrow(2.2, y + 0.6, 3.0, y + 0.6)
+        arrow(5.6, y + 0.6, 6.4, y + 0.6)
+    arrow(3.6, 4.0, 3.6, 2.2, "transfer")
+    arrow(5.0, 4.0, 5.0, 2.2)
+    ax.text(4.3, 3.1, "shared (transferred)\nlayers", ha="center", fontsize=8)
+    ax.text(7.7, 3.1, "task-specific\nlayer: replaced", ha="center", fontsize=8)
+    ax.text(5.0, 5.6, "1 pretrain on source  ->  2 fine-tune (or freeze = feature extraction) on target  "
+            "->  3 fuse (combine models/features)", ha="center", fontsize=8)
+    ax.text(5.0, 0.4, "negative transfer: target accuracy with transfer < accuracy from scratch",
+            ha="center", fontsize=8, style="italic")
+    ax.set_title("Vocabulary of transfer learning (Pan & Yang 2010; Yosinski et al. 2014)")
+    return figure
+
+
+def plot_budget_curves(table: Sequence[dict[str, object]], ax: Axes | None = None) -> Figure:
+    """Test accuracy against labels per class, one line (mean +- std band) per strategy.
+
+    Args:
+        table: from :func:`tlcourse.experiments.summarize`.
+        ax: axes to draw on; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        ValueError: if ``table`` is empty.
+
+    Example:
+        >>> figure = plot_budget_curves([{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1}])
+    """
+    if len(table) == 0:
+        raise ValueError("table is empty: nothing to plot")
+    figure, ax = _axes(ax, (6, 4))
+    strategies = list(dict.fromkeys(row["strategy"] for row in table))
+    for strategy in strategies:
+        rows = sorted((r for r in table if r["strategy"] == strategy), key=lambda r: r["budget"])  # type: ignore[arg-type,return-value]
+        x = [r["budget"] for r in rows]
+        mean = torch.tensor([float(r["mean"]) for r in rows])  # type: ignore[arg-type]
+        std = torch.tensor([float(r["std"]) for r in rows])  # type: ignore[arg-type]
+        ax.plot(x, mean, marker="o", label=str(strategy))
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled target examples per class")
+    ax.set_ylabel("target test accuracy")
+    ax.set_title("Transfer versus scratch by label budget")
+    ax.legend()
     return figure
