@@ -197,3 +197,27 @@ def test_fit_keeps_frozen_batchnorm_statistics_and_updates_trainable_ones():
     assert torch.equal(model[1].running_mean, frozen_before[0]) and torch.equal(model[1].running_var, frozen_before[1])
     assert not torch.equal(model[4].running_mean, free_before)  # no parameters: not frozen, keeps learning
     assert model[4].training and not model[1].training
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_fit_on_cuda_with_autocast_learns_and_returns_cpu_predictions():
+    seed_everything(0)
+    model = image_model()
+    loader = make_loader(image_data(), batch_size=8, shuffle=True, seed=0, pin_memory=True)
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    history = fit(model, loader, torch.optim.AdamW(model.parameters(), lr=0.01), num_epochs=3, val_loader=loader,
+                  device="cuda", mixed_precision=True, progress=False)
+    assert next(model.parameters()).device.type == "cuda"
+    assert seen[0] in (torch.bfloat16, torch.float16)  # the forward pass ran under autocast
+    assert history.last["train_loss"] < history.records[0]["train_loss"]
+    logits, targets = predict(model, loader, device="cuda", mixed_precision=True)
+    assert logits.device.type == "cpu" and logits.dtype == torch.float32 and targets.device.type == "cpu"
+    # the loss is computed in float32 even under autocast, so it matches a float32 evaluation closely
+    full = evaluate(model, loader, device="cuda")
+    half = evaluate(model, loader, device="cuda", mixed_precision=True)
+    assert half["loss"] == pytest.approx(full["loss"], rel=0.05)
