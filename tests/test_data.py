@@ -133,3 +133,18 @@ def test_sentiment_splits_gpu_profile_reads_sst2(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
     with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch sst2"):
         load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)
+
+
+def test_sentiment_splits_gpu_without_datasets_library_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    import tlcourse.data as data_module
+    from tlcourse.assets import AssetUnavailableError, get_asset
+
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(data_module, "resolve", lambda name, profile: get_asset(name))  # as if reachable
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "datasets" else real_find_spec(name, *args))
+    with pytest.raises(AssetUnavailableError, match="pip install datasets"):
+        load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)

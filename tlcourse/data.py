@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import importlib.util
 import io
 import json
 from collections.abc import Sequence
@@ -391,7 +392,8 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_test: int, seed:
         The :class:`SentimentSplits`.
 
     Raises:
-        AssetUnavailableError: SST-2 in the ``gpu`` profile is neither cached nor downloadable.
+        AssetUnavailableError: SST-2 in the ``gpu`` profile is neither cached nor downloadable, or
+            downloading it needs ``datasets``, which is not installed.
 
     Example:
         >>> from tlcourse.profiles import get_profile
@@ -402,9 +404,14 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_test: int, seed:
     generator = make_generator(seed)
     if profile.name == "gpu":
         if sst2_root is None and resolve("sst2", profile).name == "sst2" and not is_cached("sst2"):
+            # reachable but not cached: download once into the cache, with the optional library
+            if importlib.util.find_spec("datasets") is None:
+                raise AssetUnavailableError("SST-2 is not cached and downloading it needs the Hugging Face "
+                                            "datasets library: pip install datasets, then rerun (or run "
+                                            "python -m tlcourse fetch sst2 where it is installed)")
             from tlcourse.cli import fetch
 
-            fetch("sst2")  # reachable but not cached: download once into the cache
+            fetch("sst2")
         train_texts, train_labels = load_sst2("train", sst2_root)
         test_texts, test_labels = load_sst2("validation", sst2_root)
         train = _capped(range(len(train_texts)), max_train, generator)
