@@ -7,7 +7,7 @@ import torch
 from tlcourse.data import make_loader
 from tlcourse.models import load_text_encoder
 from tlcourse.sentence import (SentenceClassifier, mistakes_table, pool_tokens, sentence_features,
-                               tfidf_logistic_regression)
+                               tfidf_logistic_regression, train_linear_probe)
 from tlcourse.text import PaddingCollator, TextClassificationDataset
 
 
@@ -75,3 +75,21 @@ def test_pool_tokens_by_hand():
         pool_tokens(outputs, mask, "pooler")
     with pytest.raises(ValueError, match="pooling must be one of"):
         pool_tokens(outputs, mask, "max")
+
+
+def test_train_linear_probe_fits_separable_features_in_place():
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(64, 6, generator=generator)
+    labels = (features[:, 0] - features[:, 3] > 0).long()  # linearly separable
+    torch.manual_seed(0)
+    head = nn.Linear(6, 2)
+    before = head.weight.detach().clone()
+    history = train_linear_probe(head, TensorDataset(features, labels), TensorDataset(features, labels),
+                                 learning_rate=5e-2, num_epochs=40, batch_size=16)
+    assert len(history) == 40 and not torch.equal(head.weight, before)  # the head itself was trained
+    assert history.last["val_accuracy"] >= 0.95
+    with torch.no_grad():
+        assert (head(features).argmax(1) == labels).float().mean() == history.last["val_accuracy"]

@@ -2,6 +2,7 @@
 
 * :func:`pool_tokens`: one vector per text (``[CLS]``, mean over real tokens, or BERT's pooler);
 * :func:`sentence_features`: frozen vectors computed once, for linear probes on a cache;
+* :func:`train_linear_probe`: a linear head trained on those vectors with the fine-tuning recipe;
 * :class:`SentenceClassifier`: ``AutoModel`` plus a linear head, the hand-built classifier;
 * :func:`tfidf_logistic_regression`: the classical baseline;
 * :func:`mistakes_table`: the most confident wrong predictions, with their texts.
@@ -20,6 +21,7 @@ __all__ = [
     "POOLINGS",
     "pool_tokens",
     "sentence_features",
+    "train_linear_probe",
     "SentenceClassifier",
     "tfidf_logistic_regression",
     "mistakes_table",
@@ -111,6 +113,42 @@ def sentence_features(encoder: nn.Module, loader: Any, poolings: Sequence[str] =
     encoder.train(was_training)
     labels = torch.cat(targets)
     return {pooling: TensorDataset(torch.cat(rows), labels) for pooling, rows in vectors.items()}
+
+
+def train_linear_probe(head: nn.Module, train_set: TensorDataset, test_set: TensorDataset, *, learning_rate: float,
+                       num_epochs: int, batch_size: int, warmup_fraction: float = 0.1, seed: int = 0,
+                       device: torch.device | str = "cpu", metrics: dict[str, Any] | None = None) -> Any:
+    """Train ``head`` in place on cached sentence vectors, evaluating on ``test_set`` every epoch.
+
+    The same recipe as full fine-tuning (:func:`tlcourse.recipe.fine_tune`: AdamW, warmup then
+    linear decay, clipping); only the inputs are vectors from :func:`sentence_features` instead of
+    tokens, so an epoch takes milliseconds and the probe can be trained to convergence.
+
+    Args:
+        head: e.g. ``nn.Linear(hidden, num_labels)``, or a classifier's own ``classifier`` layer.
+        train_set: ``(features, labels)`` from :func:`sentence_features`.
+        test_set: the same for evaluation.
+        learning_rate: peak learning rate.
+        num_epochs: epochs over the cached vectors.
+        batch_size: vectors per step.
+        warmup_fraction: share of the steps spent warming up.
+        seed: the order of the batches.
+        device: where to train.
+        metrics: extra evaluation metrics for ``fit``.
+
+    Returns:
+        The :class:`tlcourse.train.History`.
+
+    Example:
+        >>> # history = train_linear_probe(nn.Linear(384, 2), features["mean"], test_features["mean"],
+        >>> #                              learning_rate=1e-2, num_epochs=30, batch_size=32)
+    """
+    from tlcourse.data import make_loader
+    from tlcourse.recipe import fine_tune
+
+    return fine_tune(head, make_loader(train_set, batch_size, shuffle=True, seed=seed),
+                     make_loader(test_set, 512, shuffle=False), learning_rate=learning_rate, num_epochs=num_epochs,
+                     warmup_fraction=warmup_fraction, device=device, metrics=metrics)
 
 
 class SentenceClassifier(nn.Module):
