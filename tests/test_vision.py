@@ -13,8 +13,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.data import load_cifar10
 from tlcourse.models import IMAGENET_MEAN, IMAGENET_STD, build_vgg16
+from tlcourse.train import evaluate
 from tlcourse.transfer import freeze_first, trainable_parameter_names
 from tlcourse.vision import (
+    accuracy_after_batchnorm_reestimation,
     extract_features,
     mnist_as_rgb,
     split_head,
@@ -172,3 +174,23 @@ def test_bad_input_raises():
         mnist_as_rgb(torch.zeros(1, 28, 28, dtype=torch.uint8), 16)
     with pytest.raises(ValueError, match="no submodule"):
         split_head(nn.Linear(2, 2), "classifier.6")
+
+
+def test_accuracy_after_batchnorm_reestimation_uses_the_data_statistics():
+    from torch.utils.data import TensorDataset
+
+    from tlcourse.data import make_loader
+
+    torch.manual_seed(0)
+    images = torch.randn(64, 1, 4, 4) * 3 + 10
+    labels = (images.flatten(1)[:, 0] > 10).long()
+    net = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(16, momentum=0.01), nn.Linear(16, 2))
+    with torch.no_grad():  # a head that reads feature 0 after normalisation
+        net[2].weight.zero_()
+        net[2].weight[1, 0] = 1.0
+        net[2].bias.zero_()
+    loader = make_loader(TensorDataset(images, labels), 64, shuffle=False)
+    stale = evaluate(net, loader)["accuracy"]  # running mean 0 and var 1: every input looks large
+    after = accuracy_after_batchnorm_reestimation(net, loader, loader)
+    torch.testing.assert_close(net[1].running_mean, images.flatten(1).mean(0))  # one batch: its own mean
+    assert after > 0.9 > stale

@@ -22,7 +22,7 @@ from torch.utils.data import TensorDataset
 
 from tlcourse.models import IMAGENET_MEAN, IMAGENET_STD
 from tlcourse.profiles import Profile
-from tlcourse.transfer import locate_submodule
+from tlcourse.transfer import locate_submodule, recompute_batchnorm_statistics
 
 __all__ = [
     "VGG16_MIN_IMAGE_SIZE",
@@ -35,6 +35,7 @@ __all__ = [
     "backbone_blocks",
     "split_head",
     "extract_features",
+    "accuracy_after_batchnorm_reestimation",
 ]
 
 # VGG16 halves the resolution five times (one MaxPool per block): 32 pixels is the smallest side
@@ -325,3 +326,34 @@ def extract_features(backbone: nn.Module, loader: Iterable, device: torch.device
     if not features:
         raise ValueError("the loader is empty: expected at least one batch to extract features from")
     return TensorDataset(torch.cat(features), torch.cat(labels))
+
+
+def accuracy_after_batchnorm_reestimation(model: nn.Module, statistics_loader: Iterable, test_loader: Iterable,
+                                          device: torch.device | str = "cpu") -> float:
+    """Test accuracy once the BatchNorm running statistics are re-estimated on training images.
+
+    After a short fine-tuning run with a small BatchNorm momentum (0.01 in EfficientNet) the
+    running averages still describe the pretraining data; comparing this number with the accuracy
+    as trained measures what the stale averages cost. For a network without BatchNorm (VGG16) it
+    is simply the test accuracy.
+
+    Args:
+        model: the trained network; its running statistics are replaced in place (frozen BatchNorm
+            layers keep theirs, see :func:`tlcourse.transfer.recompute_batchnorm_statistics`).
+        statistics_loader: training ``(images, labels)`` batches for the statistics.
+        test_loader: evaluation batches.
+        device: where to run.
+
+    Returns:
+        Accuracy in ``[0, 1]``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+        >>> batches = [(torch.ones(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))]
+        >>> 0.0 <= accuracy_after_batchnorm_reestimation(net, batches, batches) <= 1.0
+        True
+    """
+    from tlcourse.train import evaluate
+
+    recompute_batchnorm_statistics(model, statistics_loader, device)
+    return float(evaluate(model, test_loader, device=device)["accuracy"])
