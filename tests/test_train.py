@@ -53,8 +53,8 @@ class TextModel(nn.Module):
         return SimpleNamespace(logits=self.head(self.dropout(hidden.mean(dim=1))))
 
 
-def train_once(kind: str, **kwargs):
-    seed_everything(0)
+def train_once(kind: str, global_seed: int = 0, **kwargs):
+    seed_everything(global_seed)
     model = image_model() if kind == "image" else TextModel()
     data = image_data() if kind == "image" else TextData()
     loader = make_loader(data, batch_size=8, shuffle=True, seed=0)
@@ -97,14 +97,7 @@ def test_interrupted_run_resumes_to_the_same_weights(kind, tmp_path):
         train_once(kind, checkpoint_path=path, on_step=crash)
     assert load_checkpoint(path)["epoch"] == 1  # the last good checkpoint is the end of epoch 1
     # A new session: fresh objects, a different global seed; the checkpoint restores everything.
-    seed_everything(123)
-    model = image_model() if kind == "image" else TextModel()
-    data = image_data() if kind == "image" else TextData()
-    loader = make_loader(data, batch_size=8, shuffle=True, seed=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
-    history = fit(model, loader, optimizer, num_epochs=3, scheduler=scheduler, val_loader=loader,
-                  progress=False, checkpoint_path=path, resume=True)
+    model, history = train_once(kind, global_seed=123, checkpoint_path=path, resume=True)
     for name, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     assert history["train_loss"] == reference_history["train_loss"]
