@@ -22,7 +22,8 @@ from tlcourse.data import load_mnist_5k, make_loader
 from tlcourse.models import load_efficientnet_lite0
 from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
-from tlcourse.vision import extract_features, mnist_as_rgb, split_head
+from tlcourse.transfer import extract_features, split_head
+from tlcourse.images import mnist_as_rgb
 
 NUM_TRAIN, NUM_TEST, IMAGE_SIZE, EPOCHS, BATCH = 512, 256, 64, 3, 64
 

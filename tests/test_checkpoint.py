@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.checkpoint import (CheckpointError, check_state_dict_matches, load_checkpoint, load_state_dict,
-                                 save_checkpoint, save_state_dict)
+from tlcourse.checkpoint import (
+    CheckpointError,
+    check_state_dict_matches,
+    load_checkpoint,
+    load_state_dict,
+    save_checkpoint,
+    save_state_dict,
+)
 
 
 def test_state_dict_round_trip_is_exact(tmp_path):

@@ -5,9 +5,17 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tlcourse.assets import AssetUnavailableError
-from tlcourse.data import (load_digits_images, load_mnist_5k, load_rotten_tomatoes_snippets, load_sentiment_splits,
-                           load_sst2, make_loader, per_class_subset, save_sst2, split_by_group, split_indices)
-from tlcourse.profiles import get_profile
+from tlcourse.data import (
+    load_digits_images,
+    load_mnist_5k,
+    load_rotten_tomatoes_snippets,
+    load_sst2,
+    make_loader,
+    per_class_subset,
+    save_sst2,
+    split_by_group,
+    split_indices,
+)
 
 
 def test_offline_data_sets_have_the_published_shapes():
@@ -101,50 +109,3 @@ def _write_rotten_tomatoes(path, films: int, per_film: int) -> None:
     rows.append("plot,A summary that is not a review.,movie0,True")
     with bz2.open(path, "wt", encoding="utf-8") as handle:
         handle.write("\n".join(rows) + "\n")
-
-
-def test_sentiment_splits_keep_films_apart_and_sort_the_test_side(tmp_path):
-    path = tmp_path / "rotten.csv.bz2"
-    _write_rotten_tomatoes(path, films=10, per_film=6)
-    splits = load_sentiment_splits(get_profile("smoke"), max_train=100, max_test=100, rotten_tomatoes_path=path)
-    assert splits.dataset == "rotten-tomatoes-snippets"
-    assert len(splits.train_texts) + len(splits.test_texts) == 60  # the plot summary is skipped
-    film_of = lambda text: text.split()[-1]  # noqa: E731
-    assert not {film_of(t) for t in splits.train_texts} & {film_of(t) for t in splits.test_texts}
-    assert [len(t) for t in splits.test_texts] == sorted(len(t) for t in splits.test_texts)
-    assert "films on both sides: 0" in splits.description
-    capped = load_sentiment_splits(get_profile("smoke"), max_train=5, max_test=3, rotten_tomatoes_path=path)
-    assert (len(capped.train_texts), len(capped.test_texts)) == (5, 3)
-    again = load_sentiment_splits(get_profile("smoke"), max_train=5, max_test=3, rotten_tomatoes_path=path)
-    assert again == capped  # the seed fixes split and subsets
-
-
-def test_sentiment_splits_gpu_profile_reads_sst2(tmp_path, monkeypatch):
-    save_sst2({"train": (["a fine film", "dull", "great"], [1, 0, 1]), "validation": (["bad plot", "good"], [0, 1])},
-              root=tmp_path)
-    splits = load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10, sst2_root=tmp_path)
-    assert splits.dataset == "sst2"
-    assert sorted(zip(splits.train_texts, splits.train_labels)) == [("a fine film", 1), ("dull", 0), ("great", 1)]
-    assert list(zip(splits.test_texts, splits.test_labels)) == [("good", 1), ("bad plot", 0)]  # shortest first
-    # not cached and no network: a clear error that names the fetch command
-    from tlcourse.assets import AssetUnavailableError
-
-    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
-    with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch sst2"):
-        load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)
-
-
-def test_sentiment_splits_gpu_without_datasets_library_says_what_to_install(tmp_path, monkeypatch):
-    import importlib.util
-
-    import tlcourse.data as data_module
-    from tlcourse.assets import AssetUnavailableError, get_asset
-
-    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(data_module, "resolve", lambda name, profile: get_asset(name))  # as if reachable
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "datasets" else real_find_spec(name, *args))
-    with pytest.raises(AssetUnavailableError, match="pip install datasets"):
-        load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)

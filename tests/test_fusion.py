@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tlcourse.fusion import (
@@ -14,12 +15,10 @@ from tlcourse.fusion import (
     greedy_soup,
     interpolate,
     interpolation_path,
+    state_dict_accuracy,
     uniform_soup,
     weighted_ensemble,
 )
-import torch.nn.functional as F
-
-from tlcourse.fusion import state_dict_accuracy
 
 
 def _net(seed: int) -> nn.Module:

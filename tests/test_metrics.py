@@ -4,8 +4,15 @@ import pytest
 import torch
 from sklearn import metrics as reference
 
-from tlcourse.metrics import (accuracy, accuracy_standard_error, confusion_matrix, f1_score, mean_and_std,
-                              most_confident_mistakes, per_class_accuracy)
+from tlcourse.metrics import (
+    accuracy,
+    accuracy_standard_error,
+    confusion_matrix,
+    f1_score,
+    mean_and_std,
+    most_confident_mistakes,
+    per_class_accuracy,
+)
 
 
 def random_case(seed: int, classes: int = 4, count: int = 50):

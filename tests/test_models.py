@@ -2,15 +2,22 @@ import pytest
 import torch
 
 from tlcourse.assets import AssetUnavailableError
-from tlcourse.models import (build_vgg16, load_efficientnet_lite0, load_image_model, load_text_classifier,
-                             text_model_source)
+from tlcourse.models import (
+    SentenceClassifier,
+    build_vgg16,
+    load_efficientnet_lite0,
+    load_image_model,
+    load_text_classifier,
+    load_text_encoder,
+    text_model_source,
+)
 from tlcourse.profiles import get_profile
 
 
-def test_smoke_image_model_is_vgg16_architecture_without_download():
+def test_smoke_image_model_comes_from_the_registry_without_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # VGG16 not cached: smoke never downloads
     loaded = load_image_model(get_profile("smoke"), 7)
-    assert loaded.asset == "none" and loaded.model.classifier[6].out_features == 7
-    assert loaded.model.classifier[6].in_features == 4096
+    assert loaded.asset == "efficientnet-lite0-imagenet" and loaded.model._fc.out_features == 7
 
 
 def test_efficientnet_standin_gives_imagenet_predictions():
@@ -47,14 +54,28 @@ def test_vgg16_head_is_replaced_by_in_features():
     assert model.classifier[6].out_features == 4
 
 
-def test_text_model_source_per_profile(monkeypatch, capsys, tmp_path):
-    name, folder = text_model_source(get_profile("cpu"))
+def test_text_model_source_follows_the_registry(monkeypatch, tmp_path):
+    name, folder = text_model_source("minilm-l6", get_profile("cpu"))
     assert name == "minilm-l6" and folder.endswith("model")
-    assert "minilm-l6 instead of bert-base-uncased" in capsys.readouterr().out  # announced in cpu
-    assert text_model_source(get_profile("smoke")) == (name, folder)
-    assert capsys.readouterr().out == ""  # smoke stays quiet
+    assert text_model_source("minilm-l6", get_profile("smoke")) == (name, folder)
     # gpu: the canonical model or a clear error, never a silent stand-in
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
     with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch bert-base-uncased"):
-        text_model_source(get_profile("gpu"))
+        text_model_source("bert-base-uncased", get_profile("gpu"))
+    with pytest.raises(ValueError, match="asset_name must be a text model"):
+        text_model_source("vgg16-imagenet", get_profile("cpu"))
+
+
+def test_sentence_classifier_mean_pooling_ignores_padding(tiny_folder):
+    tokenizer, encoder = load_text_encoder(tiny_folder)
+    model = SentenceClassifier(encoder, 2, pooling="mean").eval()
+    single = tokenizer(["good film"], return_tensors="pt")
+    padded = tokenizer(["good film", "the film was very very dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        alone = model(**single)
+        together = model(**padded)
+    assert together.shape == (2, 2)
+    torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="pooling"):
+        SentenceClassifier(encoder, 2, pooling="max")

@@ -2,9 +2,14 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from tlcourse.plotting import (plot_budget_curves, plot_confusion_matrix, plot_image_grid, plot_learning_curves,
-                               plot_transfer_vocabulary)
-from tlcourse.train import History
+from tlcourse.chapters.concepts import plot_budget_curves
+from tlcourse.history import History
+from tlcourse.plotting import (
+    plot_confusion_matrix,
+    plot_image_grid,
+    plot_learning_curves,
+    plot_transfer_vocabulary,
+)
 
 
 def test_learning_curves_draw_on_given_axes():

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from tlcourse.profiles import PROFILES, get_profile
+from tlcourse.profiles import PROFILES, get_profile, settings_for
 
 
 def test_names_and_environment(monkeypatch):
@@ -17,19 +17,28 @@ def test_default_follows_hardware(monkeypatch):
     assert get_profile().name == ("gpu" if torch.cuda.is_available() else "cpu")
 
 
-def test_frozen_and_sizes_grow():
+def test_frozen_and_generic_only():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        get_profile("smoke").batch_size = 3
-    smoke, cpu = PROFILES["smoke"], PROFILES["cpu"]
-    assert smoke.max_train_examples < cpu.max_train_examples
-    assert not smoke.allow_download and not PROFILES["gpu"].use_standins
+        get_profile("smoke").device = "cuda"
+    smoke, cpu, gpu = PROFILES["smoke"], PROFILES["cpu"], PROFILES["gpu"]
+    assert not smoke.allow_download and not gpu.use_standins and cpu.use_standins
+    # sizes live in the chapters' settings tables, not in the profile
+    assert not any(hasattr(smoke, name) for name in ("batch_size", "num_epochs", "image_size", "cap"))
+    assert not smoke.check_claims and cpu.check_claims and gpu.check_claims
 
 
-def test_cap():
-    assert get_profile("smoke").cap(10_000) == get_profile("smoke").max_train_examples
-    assert get_profile("smoke").cap(5) == 5
-    with pytest.raises(ValueError, match="split must be"):
-        get_profile("smoke").cap(5, split="test")
+def test_settings_for_picks_the_profiles_row():
+    table = {"smoke": 1, "cpu": 2, "gpu": 3}
+    assert [settings_for(table, PROFILES[name]) for name in ("smoke", "cpu", "gpu")] == [1, 2, 3]
+    with pytest.raises(ValueError, match=r"no entry for profile 'cpu': expected one of \['smoke'\]"):
+        settings_for({"smoke": 1}, PROFILES["cpu"])
+
+
+def test_every_chapter_table_covers_every_profile():
+    from tlcourse.chapters import bert, concepts, fusion, math_losses, vgg16
+
+    for module in (bert, concepts, fusion, math_losses, vgg16):
+        assert set(module.SETTINGS) == set(PROFILES), module.__name__
 
 
 def test_unknown_profile_is_named():

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from tlcourse.runtime import capture_rng_state, choose_device, make_generator, restore_rng_state, seed_everything
+from tlcourse.runtime import (
+    capture_rng_state,
+    choose_device,
+    make_generator,
+    restore_rng_state,
+    seed_everything,
+)
 
 
 def test_seed_everything_repeats_every_generator():

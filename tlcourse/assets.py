@@ -28,15 +28,15 @@ if TYPE_CHECKING:
     from tlcourse.profiles import Profile
 
 __all__ = [
+    "AssetUnavailableError",
     "Asset",
     "ASSETS",
-    "AssetUnavailableError",
     "get_asset",
     "cache_dir",
+    "package_path",
     "is_cached",
     "network_reachable",
     "resolve",
-    "package_path",
 ]
 
 

@@ -19,15 +19,15 @@ from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import load_file, safe_open, save_file
 
 __all__ = [
     "CheckpointError",
     "save_state_dict",
     "load_state_dict",
+    "check_state_dict_matches",
     "save_checkpoint",
     "load_checkpoint",
-    "check_state_dict_matches",
 ]
 
 _METADATA_KEY = "tlcourse"

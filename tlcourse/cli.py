@@ -12,9 +12,20 @@ import platform
 import sys
 from importlib import metadata
 
-from tlcourse.assets import ASSETS, cache_dir, get_asset, is_cached
+from tlcourse.assets import (
+    ASSETS,
+    AssetUnavailableError,
+    cache_dir,
+    get_asset,
+    is_cached,
+)
+from tlcourse.data import download_asset
 
-__all__ = ["main", "doctor", "fetch"]
+__all__ = [
+    "doctor",
+    "fetch",
+    "main",
+]
 
 
 def _version(package: str) -> str:
@@ -77,28 +88,7 @@ def fetch(name: str) -> None:
         print(f"{name} is an offline stand-in installed with pip; nothing to fetch")
         return
     print(f"fetching {name} ({asset.size}) into {asset.cache} ...")
-    if name == "vgg16-imagenet":
-        from torchvision.models import VGG16_Weights
-
-        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)  # hash in the file name
-    elif name == "cifar10":
-        from tlcourse.data import load_cifar10
-
-        load_cifar10(train=True, download=True)  # torchvision verifies the archive's md5
-    elif name == "bert-base-uncased":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        AutoTokenizer.from_pretrained("bert-base-uncased")
-        AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)
-    elif name == "sst2":
-        try:
-            from datasets import load_dataset
-        except ImportError:
-            raise SystemExit("fetching sst2 needs the Hugging Face datasets library: pip install datasets") from None
-        from tlcourse.data import save_sst2
-
-        glue = load_dataset("glue", "sst2")
-        save_sst2({split: (glue[split]["sentence"], glue[split]["label"]) for split in ("train", "validation")})
+    download_asset(name)
     print(f"{name}: done")
 
 
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         try:
             fetch(name)
-        except (OSError, RuntimeError) as error:  # no network, disk full, bad checksum
+        except (OSError, RuntimeError, AssetUnavailableError) as error:  # no network, disk full, bad checksum
             print(f"{name}: FAILED ({error})", file=sys.stderr)
             failed.append(name)
     return 1 if failed else 0

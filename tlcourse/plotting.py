@@ -11,13 +11,17 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tlcourse.train import History
+from tlcourse.history import History
 
-__all__ = ["plot_learning_curves", "plot_confusion_matrix", "plot_image_grid", "plot_transfer_vocabulary",
-           "plot_budget_curves"]
+__all__ = [
+    "plot_learning_curves",
+    "plot_confusion_matrix",
+    "plot_image_grid",
+    "plot_transfer_vocabulary",
+]
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+def new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is None:
         figure, ax = plt.subplots(figsize=size)
         return figure, ax
@@ -44,7 +48,7 @@ def plot_learning_curves(histories: History | Mapping[str, History], column: str
     """
     if isinstance(histories, History):
         histories = {column: histories}
-    figure, ax = _axes(ax, (5, 3.5))
+    figure, ax = new_axes(ax, (5, 3.5))
     for label, history in histories.items():
         ax.plot(history["epoch"], history[column], marker="o", label=label)
     ax.set_xlabel("epoch")
@@ -79,7 +83,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], ax: 
     if normalize:
         matrix = matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1)
     size = max(3.5, 0.45 * len(class_names) + 1.5)
-    figure, ax = _axes(ax, (size, size))
+    figure, ax = new_axes(ax, (size, size))
     image = ax.imshow(matrix.numpy(), cmap="Blues", vmin=0)
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
@@ -148,7 +152,7 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     """
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
-    figure, ax = _axes(ax, (10, 5))
+    figure, ax = new_axes(ax, (10, 5))
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 6)
     ax.axis("off")
@@ -183,36 +187,3 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     return figure
 
 
-def plot_budget_curves(table: Sequence[dict[str, object]], ax: Axes | None = None) -> Figure:
-    """Test accuracy against labels per class, one line (mean +- std band) per strategy.
-
-    Args:
-        table: from :func:`tlcourse.experiments.summarize`.
-        ax: axes to draw on; default a new figure.
-
-    Returns:
-        The matplotlib Figure.
-
-    Raises:
-        ValueError: if ``table`` is empty.
-
-    Example:
-        >>> figure = plot_budget_curves([{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1}])
-    """
-    if len(table) == 0:
-        raise ValueError("table is empty: nothing to plot")
-    figure, ax = _axes(ax, (6, 4))
-    strategies = list(dict.fromkeys(row["strategy"] for row in table))
-    for strategy in strategies:
-        rows = sorted((r for r in table if r["strategy"] == strategy), key=lambda r: r["budget"])  # type: ignore[arg-type,return-value]
-        x = [r["budget"] for r in rows]
-        mean = torch.tensor([float(r["mean"]) for r in rows])  # type: ignore[arg-type]
-        std = torch.tensor([float(r["std"]) for r in rows])  # type: ignore[arg-type]
-        ax.plot(x, mean, marker="o", label=str(strategy))
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled target examples per class")
-    ax.set_ylabel("target test accuracy")
-    ax.set_title("Transfer versus scratch by label budget")
-    ax.legend()
-    return figure

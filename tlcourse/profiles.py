@@ -1,8 +1,10 @@
-"""Run profiles: how big every chapter's experiments are, chosen once and passed explicitly.
+"""Run profiles: where and how the chapters run, chosen once and passed explicitly.
 
-A profile is a frozen dataclass. Chapters call :func:`get_profile` once at the top and pass the
-result to every function that needs a size, a device or a precision, so no function reads a
-global setting behind the reader's back.
+A profile is a frozen dataclass of what is generic: the device, the precision, the asset policy
+(stand-ins or not, downloads or not) and whether lessons are checked. Chapters call
+:func:`get_profile` once at the top and pass the result explicitly, so no function reads a global
+setting behind the reader's back. Sizes are not here: each chapter module keeps one table of its
+own sizes per profile (``SETTINGS``), read through :func:`settings_for`.
 
 - ``smoke``: every chapter end to end in about a minute on 2 CPU cores; the numbers mean nothing.
   CI uses it. Never touches the network.
@@ -15,18 +17,28 @@ global setting behind the reader's back.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENVIRONMENT_VARIABLE"]
+from tlcourse.runtime import choose_device
+
+__all__ = [
+    "settings_for",
+    "PROFILE_ENVIRONMENT_VARIABLE",
+    "Profile",
+    "PROFILES",
+    "get_profile",
+]
 
 PROFILE_ENVIRONMENT_VARIABLE = "TLCOURSE_PROFILE"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes and switches for one way of running the book.
+    """Where and how the book runs: device, precision, asset policy, claim checking.
 
     Attributes:
         name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
@@ -35,15 +47,9 @@ class Profile:
             stand-in (announced in one printed line); if False, it is an error.
         allow_download: whether loaders may try the network for canonical assets.
         mixed_precision: whether ``fit`` runs the forward pass under CUDA autocast.
-        max_train_examples: cap on training examples per experiment (``None`` means all).
-        max_eval_examples: cap on evaluation examples per experiment (``None`` means all).
-        num_epochs: default number of epochs for one fine-tuning run.
-        batch_size: default batch size for training.
-        image_size: side in pixels that images are resized to for ImageNet backbones.
-        max_length: maximum number of tokens per text.
-        num_seeds: how many seeds an experiment repeats over to report a spread.
-        max_steps_per_epoch: cap on optimiser steps per epoch (``None`` means no cap).
         num_workers: DataLoader worker processes (0 keeps runs deterministic and light).
+        check_claims: whether a chapter's stated lessons are checked (:func:`tlcourse.claims.expect`);
+            off in ``smoke``, whose numbers mean nothing.
 
     Example:
         >>> profile = get_profile("smoke")
@@ -56,44 +62,8 @@ class Profile:
     use_standins: bool
     allow_download: bool
     mixed_precision: bool
-    max_train_examples: int | None
-    max_eval_examples: int | None
-    num_epochs: int
-    batch_size: int
-    image_size: int
-    max_length: int
-    num_seeds: int
-    max_steps_per_epoch: int | None
     num_workers: int
-
-    def cap(self, count: int, split: str = "train") -> int:
-        """Return ``count`` limited by this profile's cap for ``split``.
-
-        Args:
-            count: the number of examples available.
-            split: ``"train"`` or ``"eval"``.
-
-        Returns:
-            ``min(count, cap)``, or ``count`` when the profile has no cap.
-
-        Example:
-            >>> get_profile("smoke").cap(10_000) <= 10_000
-            True
-        """
-        if split not in ("train", "eval"):
-            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-        limit = self.max_train_examples if split == "train" else self.max_eval_examples
-        return count if limit is None else min(count, limit)
-
-
-def _best_device() -> str:
-    # CUDA first (the gpu profile's target), then Apple's MPS, else the CPU.
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    check_claims: bool = True
 
 
 PROFILES: dict[str, Profile] = {
@@ -103,15 +73,8 @@ PROFILES: dict[str, Profile] = {
         use_standins=True,
         allow_download=False,
         mixed_precision=False,
-        max_train_examples=64,
-        max_eval_examples=64,
-        num_epochs=1,
-        batch_size=16,
-        image_size=32,
-        max_length=32,
-        num_seeds=2,
-        max_steps_per_epoch=3,
         num_workers=0,
+        check_claims=False,
     ),
     "cpu": Profile(
         name="cpu",
@@ -119,14 +82,6 @@ PROFILES: dict[str, Profile] = {
         use_standins=True,
         allow_download=True,
         mixed_precision=False,
-        max_train_examples=2000,
-        max_eval_examples=1000,
-        num_epochs=2,
-        batch_size=32,
-        image_size=64,
-        max_length=64,
-        num_seeds=3,
-        max_steps_per_epoch=None,
         num_workers=0,
     ),
     "gpu": Profile(
@@ -135,14 +90,6 @@ PROFILES: dict[str, Profile] = {
         use_standins=False,
         allow_download=True,
         mixed_precision=True,
-        max_train_examples=None,
-        max_eval_examples=None,
-        num_epochs=3,
-        batch_size=128,
-        image_size=224,
-        max_length=128,
-        num_seeds=3,
-        max_steps_per_epoch=None,
         num_workers=4,
     ),
 }
@@ -178,6 +125,35 @@ def get_profile(name: str | None = None) -> Profile:
             f"(set {PROFILE_ENVIRONMENT_VARIABLE} or pass the name)"
         )
     profile = PROFILES[name.strip().lower()]
-    if profile.name == "gpu" and profile.device == "cuda" and not torch.cuda.is_available():
-        profile = replace(profile, device=_best_device(), mixed_precision=False)
+    if profile.device == "cuda" and not torch.cuda.is_available():
+        profile = replace(profile, device=choose_device().type, mixed_precision=False)
     return profile
+
+
+Settings = TypeVar("Settings")
+
+
+def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
+    """A chapter's sizes for ``profile``: the one place where a profile's name picks numbers.
+
+    Each chapter module keeps one table ``SETTINGS = {"smoke": ..., "cpu": ..., "gpu": ...}`` of
+    frozen dataclasses with named sizes; this looks the profile up in it.
+
+    Args:
+        table: settings per profile name.
+        profile: the run profile.
+
+    Returns:
+        ``table[profile.name]``.
+
+    Raises:
+        ValueError: if the table has no entry for the profile.
+
+    Example:
+        >>> settings_for({"smoke": 2, "cpu": 3, "gpu": 4}, get_profile("smoke"))
+        2
+    """
+    if profile.name not in table:
+        raise ValueError(f"the settings table has no entry for profile {profile.name!r}: "
+                         f"expected one of {sorted(table)}")
+    return table[profile.name]

@@ -9,18 +9,17 @@ the training loop is :func:`tlcourse.train.fit`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-from tlcourse.profiles import Profile
+from tlcourse.checks import check_int
 from tlcourse.runtime import make_generator
+from tlcourse.train import predict
 
 __all__ = [
-    "TextExperimentConfig",
-    "experiment_config",
     "validate_texts_and_labels",
     "encode",
     "TextClassificationDataset",
@@ -28,73 +27,10 @@ __all__ = [
     "padded_token_counts",
     "LengthGroupedBatchSampler",
     "length_grouped_loader",
+    "POOLINGS",
+    "pool_tokens",
+    "sentence_features",
 ]
-
-
-@dataclass(frozen=True)
-class TextExperimentConfig:
-    """Sizes of the BERT chapter's experiments under one profile.
-
-    Attributes:
-        max_train_examples: training snippets used.
-        max_eval_examples: test snippets used.
-        num_epochs: epochs for each fine-tuning run.
-        batch_size: examples per step.
-        max_length: tokens per snippet after truncation.
-        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
-        learning_rate: peak learning rate of full fine-tuning.
-        probe_learning_rate: learning rate of the linear probes (heads on cached features).
-        probe_epochs: epochs of the linear probes (cheap: the features are computed once).
-        warmup_fraction: share of all steps spent warming up.
-        num_seeds: seeds of the full fine-tune (the spread the other rows are read against).
-        layerwise_decay: learning-rate factor per layer in the layer-wise decay run.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> experiment_config(get_profile("smoke")).num_epochs
-        1
-    """
-
-    max_train_examples: int
-    max_eval_examples: int
-    num_epochs: int
-    batch_size: int
-    max_length: int
-    max_steps_per_epoch: int | None
-    learning_rate: float
-    probe_learning_rate: float
-    probe_epochs: int
-    warmup_fraction: float
-    num_seeds: int
-    layerwise_decay: float
-
-
-def experiment_config(profile: Profile) -> TextExperimentConfig:
-    """Chapter sizes derived from ``profile``.
-
-    The cpu profile is budgeted at about 230 MiniLM training steps in all (one step of batch 32
-    takes roughly 0.7 s on two cores): seven fine-tuning runs of 32 steps, plus one forward pass
-    for the probes' cached features.
-
-    Args:
-        profile: the run profile.
-
-    Returns:
-        The frozen :class:`TextExperimentConfig`.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> experiment_config(get_profile("cpu")).batch_size
-        32
-    """
-    if profile.name == "smoke":
-        return TextExperimentConfig(32, 32, 1, 8, 32, 2, 5e-5, 1e-2, 2, 0.1, 2, 0.8)
-    if profile.name == "cpu":
-        # MiniLM is small and gets few steps here: a larger peak rate than BERT's 2e-5 (measured:
-        # at 5e-5 forty steps left it predicting the majority class; 2e-4 learned)
-        return TextExperimentConfig(512, 320, 2, 32, 64, None, 2e-4, 1e-2, 30, 0.1, 3, 0.8)
-    return TextExperimentConfig(10**9, 10**9, profile.num_epochs, 32, profile.max_length, None,
-                                2e-5, 1e-2, 30, 0.06, max(3, profile.num_seeds), 0.9)
 
 
 def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None,
@@ -321,9 +257,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_batches: int = 50) -> None:
         if len(lengths) == 0:
             raise ValueError("lengths is empty: expected at least one example")
-        for name, value in (("batch_size", batch_size), ("group_batches", group_batches)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("batch_size", batch_size)
+        check_int("group_batches", group_batches)
         self.lengths = [int(n) for n in lengths]
         self.batch_size = batch_size
         self.group_batches = group_batches
@@ -369,3 +304,85 @@ def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, s
     sampler = LengthGroupedBatchSampler(dataset.lengths(), batch_size, seed=seed, group_batches=group_batches)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
                       generator=sampler.generator, persistent_workers=num_workers > 0)
+
+
+POOLINGS = ("cls", "mean", "pooler")
+
+
+def pool_tokens(outputs: Any, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text from an encoder's outputs.
+
+    Args:
+        outputs: what a BERT-like ``AutoModel`` returns (``last_hidden_state`` of shape
+            ``(batch, tokens, hidden)`` and, for ``"pooler"``, ``pooler_output``).
+        attention_mask: ``(batch, tokens)``, 1 for real tokens and 0 for padding.
+        pooling: ``"cls"`` (the first token's vector), ``"mean"`` (average over the real tokens)
+            or ``"pooler"`` (BERT's pooler: the ``[CLS]`` vector through a dense layer and tanh,
+            what ``AutoModelForSequenceClassification`` puts its head on).
+
+    Returns:
+        ``(batch, hidden)``.
+
+    Raises:
+        ValueError: unknown ``pooling``, or ``"pooler"`` for an encoder without a pooler.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> hidden = torch.tensor([[[1.0], [3.0], [100.0]]])  # (1, 3 tokens, 1); the last is padding
+        >>> pool_tokens(SimpleNamespace(last_hidden_state=hidden), torch.tensor([[1, 1, 0]]), "mean")
+        tensor([[2.]])
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if pooling == "pooler":
+        pooled = getattr(outputs, "pooler_output", None)
+        if pooled is None:
+            raise ValueError("pooling='pooler' needs an encoder with a pooler (pooler_output is None)")
+        return pooled
+    hidden = outputs.last_hidden_state
+    if pooling == "cls":
+        return hidden[:, 0]  # (batch, hidden): the [CLS] position
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1); padding gets 0
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+@torch.inference_mode()
+def sentence_features(encoder: nn.Module, loader: Any, poolings: Sequence[str] = ("cls", "mean"),
+                      device: torch.device | str = "cpu") -> dict[str, TensorDataset]:
+    """Frozen sentence vectors and labels, for linear probes trained on cached features.
+
+    A probe on a frozen encoder sees the same features every epoch, so computing them once and
+    training the head on the cache gives the same result as running the encoder every step, at a
+    fraction of the cost; the head can then be trained to convergence. One forward pass serves
+    every pooling asked for.
+
+    Args:
+        encoder: a BERT-like ``AutoModel`` (for a classifier, its ``base_model``).
+        loader: padded dict batches with ``"labels"``.
+        poolings: any of ``"cls"``, ``"mean"``, ``"pooler"`` (see :func:`pool_tokens`).
+        device: where the encoder runs.
+
+    Returns:
+        ``{pooling: TensorDataset(features (N, hidden) float32 on the CPU, labels (N,))}``, rows in
+        loader order.
+
+    Raises:
+        ValueError: no or unknown pooling; batches without ``"labels"``.
+
+    Example:
+        >>> # features = sentence_features(model.base_model, loader, poolings=["pooler", "mean"])
+        >>> # head_loader = make_loader(features["mean"], 32, shuffle=True)
+    """
+    poolings = list(poolings)
+    if not poolings or any(p not in POOLINGS for p in poolings):
+        raise ValueError(f"poolings must be a non-empty list from {POOLINGS}, got {poolings!r}")
+
+    def pooled(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        outputs = model(**inputs)
+        # one (B, H) vector per pooling, side by side: (B, len(poolings) * H)
+        return torch.cat([pool_tokens(outputs, inputs["attention_mask"], p).float() for p in poolings], dim=1)
+
+    # eval mode inside predict: no dropout, the features of a frozen encoder
+    vectors, labels = predict(encoder, loader, device, forward=pooled)
+    chunks = vectors.chunk(len(poolings), dim=1)
+    return {pooling: TensorDataset(chunk.contiguous(), labels) for pooling, chunk in zip(poolings, chunks)}

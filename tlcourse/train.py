@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -24,11 +23,22 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from tlcourse.batchnorm import frozen_norms_to_eval
 from tlcourse.checkpoint import load_checkpoint, save_checkpoint
+from tlcourse.checks import check_int
+from tlcourse.history import History
 from tlcourse.runtime import capture_rng_state, restore_rng_state
-from tlcourse.transfer import frozen_norms_to_eval
 
-__all__ = ["History", "NonFiniteLossError", "fit", "evaluate", "predict", "move_to_device"]
+__all__ = [
+    "Batch",
+    "LossFunction",
+    "Metric",
+    "NonFiniteLossError",
+    "move_to_device",
+    "fit",
+    "predict",
+    "evaluate",
+]
 
 Batch = Any
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,52 +47,6 @@ Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass
-class History:
-    """Per-epoch records of one ``fit`` run.
-
-    Attributes:
-        records: one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy``,
-            ``examples_per_second`` (training only), ``seconds`` (training and validation) and, with a validation loader, ``val_loss``, ``val_accuracy`` and one entry
-            per extra metric.
-
-    Example:
-        >>> h = History([{"epoch": 1, "train_loss": 0.5}])
-        >>> h["train_loss"]
-        [0.5]
-    """
-
-    records: list[dict[str, float]] = field(default_factory=list)
-
-    def __getitem__(self, name: str) -> list[float]:
-        if not self.records or name not in self.records[0]:
-            known = sorted(self.records[0]) if self.records else []
-            raise KeyError(f"history has no column {name!r}; columns: {known}")
-        return [record[name] for record in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def last(self) -> dict[str, float]:
-        """The record of the last epoch.
-
-        Returns:
-            A dict of column names to values.
-        """
-        if not self.records:
-            raise ValueError("history is empty: no epoch has finished")
-        return self.records[-1]
-
-    def to_dict(self) -> dict[str, list[dict[str, float]]]:
-        """Return a JSON-serialisable copy.
-
-        Returns:
-            ``{"records": [...]}``.
-        """
-        return {"records": [dict(record) for record in self.records]}
 
 
 def move_to_device(batch: Batch, device: torch.device | str, non_blocking: bool = False) -> Batch:
@@ -184,7 +148,7 @@ def fit(
         model: returns logits of shape ``(batch, num_classes)`` (or an object with ``.logits``).
             It is put in train mode every epoch, except BatchNorm layers whose parameters are all
             frozen: they stay in eval mode, so their running statistics do not drift
-            (:func:`tlcourse.transfer.frozen_norms_to_eval`).
+            (:func:`tlcourse.batchnorm.frozen_norms_to_eval`).
         train_loader: yields ``(inputs, targets)`` or dicts with ``"labels"``.
         optimizer: over the parameters to train (frozen ones simply are not in it).
         num_epochs: total epochs, counting epochs already done when resuming.
@@ -219,8 +183,7 @@ def fit(
         >>> len(history)
         2
     """
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    check_int("num_epochs", num_epochs)
     if max_grad_norm is not None and not max_grad_norm > 0:
         raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
     if resume and checkpoint_path is None:
@@ -316,23 +279,28 @@ def fit(
     return history
 
 
-@torch.inference_mode()
 def predict(
     model: nn.Module,
     loader: Iterable[Batch],
     device: torch.device | str = "cpu",
     mixed_precision: bool = False,
+    forward: Callable[[nn.Module, Any], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return all logits and targets of ``loader``, in order, on the CPU.
+    """Return all outputs and targets of ``loader``, in order, on the CPU: the one collecting loop.
+
+    Logits for evaluation, a frozen backbone's features (:func:`tlcourse.transfer.extract_features`)
+    and pooled sentence vectors (:func:`tlcourse.text.sentence_features`) all come from here.
 
     Args:
-        model: as for :func:`fit`.
+        model: as for :func:`fit`; run in eval mode, then restored to its previous mode.
         loader: as for :func:`fit`; it should not shuffle if the order matters to the caller.
         device: where to compute.
         mixed_precision: autocast on CUDA.
+        forward: ``forward(model, inputs) -> (batch, ...)`` tensor; default: the model's logits.
 
     Returns:
-        ``(logits, targets)`` with shapes ``(N, num_classes)`` and ``(N,)``; logits in fp32.
+        ``(outputs, targets)`` with shapes ``(N, ...)`` (e.g. ``(N, num_classes)``) and ``(N,)``;
+        outputs in fp32.
 
     Raises:
         ValueError: if the loader yields no batches.
@@ -345,14 +313,16 @@ def predict(
     """
     device = torch.device(device)
     model.to(device)
+    forward = forward or _forward
     was_training = model.training
     model.eval()
     all_logits, all_targets = [], []
     try:
         for batch in loader:
             inputs, targets = _split(move_to_device(batch, device))
-            with _autocast(device, mixed_precision):
-                logits = _forward(model, inputs)
+            # no_grad, not inference_mode: outputs may be cached as inputs for training a head
+            with torch.no_grad(), _autocast(device, mixed_precision):
+                logits = forward(model, inputs)
             all_logits.append(logits.float().cpu())
             all_targets.append(targets.cpu())
     finally:

@@ -1,12 +1,10 @@
-"""Transfer helpers: freeze and unfreeze, replace a head, discriminative learning rates.
-
-Frozen BatchNorm layers are kept in eval mode by :func:`frozen_norms_to_eval`, which
-:func:`tlcourse.train.fit` calls after ``model.train()``: a frozen layer must not change, and a
-BatchNorm layer in train mode changes its running statistics even when it gets no gradient.
+"""Transfer helpers: freeze and unfreeze, find and replace a head, cache a frozen backbone's features.
 
 After fastai's transfer API: ``freeze``/``unfreeze`` by module or by parameter-name prefix,
 ``freeze_first`` for the first ``k`` blocks of a backbone, ``replace_head`` that keeps everything
-before the head, and ``parameter_groups`` that gives each part of the network its own learning rate.
+before the head, ``split_head`` into backbone and head, and ``extract_features`` that runs a frozen
+backbone once so a head can train on the cache. Learning rates per part of the network are in
+:mod:`tlcourse.optimization`; BatchNorm's statistics in :mod:`tlcourse.batchnorm`.
 """
 
 from __future__ import annotations
@@ -15,6 +13,10 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
+
+from tlcourse.checks import check_int
+from tlcourse.train import predict
 
 __all__ = [
     "freeze",
@@ -22,12 +24,10 @@ __all__ = [
     "freeze_first",
     "locate_submodule",
     "replace_head",
-    "parameter_groups",
-    "discriminative_learning_rates",
     "count_parameters",
     "trainable_parameter_names",
-    "frozen_norms_to_eval",
-    "recompute_batchnorm_statistics",
+    "split_head",
+    "extract_features",
 ]
 
 
@@ -175,8 +175,7 @@ def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Linear:
         >>> replace_head(net, "2", 10)
         Linear(in_features=3, out_features=10, bias=True)
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_int("num_classes", num_classes)
     parent, name, old = locate_submodule(model, path)
     if not isinstance(old, nn.Linear):
         raise ValueError(f"{path!r} is a {type(old).__name__}, expected nn.Linear")
@@ -184,99 +183,6 @@ def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Linear:
     new.to(device=old.weight.device, dtype=old.weight.dtype)
     setattr(parent, name, new)
     return new
-
-
-def parameter_groups(
-    model: nn.Module,
-    learning_rates: dict[str, float],
-    weight_decay: float = 0.0,
-) -> list[dict]:
-    """Build optimizer parameter groups, one learning rate per name prefix.
-
-    Only trainable parameters are included. Every trainable parameter must fall under exactly one
-    prefix, so none is silently trained with a default learning rate; ``""`` matches everything not
-    matched by another prefix.
-
-    Args:
-        model: the network.
-        learning_rates: ``{prefix: lr}``, e.g. ``{"features": 1e-5, "classifier": 1e-3}``.
-        weight_decay: put in every group.
-
-    Returns:
-        A list of ``{"params": [...], "lr": lr, "weight_decay": wd, "name": prefix}`` dicts.
-
-    Raises:
-        ValueError: if a trainable parameter matches no prefix, or a learning rate is not positive.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
-        >>> [g["lr"] for g in parameter_groups(net, {"0": 1e-4, "1": 1e-2})]
-        [0.0001, 0.01]
-    """
-    for prefix, lr in learning_rates.items():
-        if not lr > 0:
-            raise ValueError(f"learning rate for {prefix!r} must be positive, got {lr!r}")
-    specific = sorted((p for p in learning_rates if p), key=len, reverse=True)  # longest prefix wins
-    buckets: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in learning_rates}
-    unmatched = []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        match = next((p for p in specific if name == p or name.startswith(p.rstrip(".") + ".")), None)
-        if match is None and "" in learning_rates:
-            match = ""
-        if match is None:
-            unmatched.append(name)
-        else:
-            buckets[match].append(parameter)
-    if unmatched:
-        raise ValueError(f"trainable parameters {unmatched[:5]} match no prefix in {sorted(learning_rates)}; "
-                         "add a prefix (or '' for the rest) or freeze them")
-    return [
-        {"params": params, "lr": learning_rates[prefix], "weight_decay": weight_decay, "name": prefix}
-        for prefix, params in buckets.items()
-        if params
-    ]
-
-
-def discriminative_learning_rates(
-    blocks: Sequence[nn.Module], lowest: float, highest: float
-) -> list[dict]:
-    """Parameter groups whose learning rates grow geometrically from ``lowest`` to ``highest``.
-
-    As fastai's ``slice(lowest, highest)``: the first block (closest to the input, most general)
-    gets ``lowest``, the last block (usually the new head) gets ``highest``.
-
-    Args:
-        blocks: blocks in input-to-output order.
-        lowest: learning rate of the first block.
-        highest: learning rate of the last block.
-
-    Returns:
-        One parameter group per block with trainable parameters.
-
-    Raises:
-        ValueError: if there are no blocks or the rates are not ``0 < lowest <= highest``.
-
-    Example:
-        >>> groups = discriminative_learning_rates([nn.Linear(1, 1)] * 3, 1e-4, 1e-2)
-        >>> [round(g["lr"], 6) for g in groups]
-        [0.0001, 0.001, 0.01]
-    """
-    blocks = list(blocks)
-    if not blocks:
-        raise ValueError("blocks is empty: expected at least one block")
-    if not 0 < lowest <= highest:
-        raise ValueError(f"expected 0 < lowest <= highest, got lowest={lowest}, highest={highest}")
-    count = len(blocks)
-    groups = []
-    for index, block in enumerate(blocks):
-        fraction = index / (count - 1) if count > 1 else 1.0
-        lr = lowest * (highest / lowest) ** fraction
-        params = [p for p in block.parameters() if p.requires_grad]
-        if params:
-            groups.append({"params": params, "lr": lr})
-    return groups
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -312,80 +218,53 @@ def trainable_parameter_names(model: nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
-def frozen_norms_to_eval(model: nn.Module) -> list[str]:
-    """Put every BatchNorm layer whose parameters are all frozen into eval mode.
-
-    In train mode a BatchNorm layer normalises with the batch's statistics and updates its running
-    mean and variance, whether or not its weights get gradients; a "frozen" backbone would still
-    drift. In eval mode it uses, and keeps, its stored statistics (Keras does the same for a
-    BatchNormalization layer with ``trainable = False``). Layers without parameters
-    (``affine=False``) are left alone: nothing says whether they are meant to be frozen.
+def split_head(model: nn.Module, head: str) -> tuple[nn.Module, nn.Module]:
+    """Detach the head: ``model`` then outputs the features the head would have read.
 
     Args:
-        model: a network, usually just after ``model.train()``.
+        model: the network, modified in place (the head is replaced by ``nn.Identity``).
+        head: dotted path of the head, e.g. ``"classifier.6"`` (VGG16's fc8) or ``"_fc"``.
 
     Returns:
-        The names of the layers put in eval mode.
+        ``(backbone, head_module)``; ``backbone`` is ``model`` itself.
+
+    Raises:
+        ValueError: if ``head`` does not name a submodule.
 
     Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-        >>> _ = freeze(net, "1")
-        >>> frozen_norms_to_eval(net.train()), net[1].training
-        (['1'], False)
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+        >>> backbone, fc = split_head(net, "1"); backbone(torch.zeros(1, 4)).shape
+        torch.Size([1, 3])
     """
-    names = []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            parameters = list(module.parameters(recurse=False))
-            if parameters and not any(p.requires_grad for p in parameters):
-                module.eval()
-                names.append(name)
-    return names
+    parent, name, module = locate_submodule(model, head)
+    setattr(parent, name, nn.Identity())
+    return model, module
 
 
-def recompute_batchnorm_statistics(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> nn.Module:
-    """Re-estimate BatchNorm running statistics from data, in place ("precise BN").
+@torch.inference_mode()
+def extract_features(backbone: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> TensorDataset:
+    """Run a frozen backbone over ``loader`` once and keep its outputs.
 
-    Two cases in this book need it. After a short fine-tuning run the running averages still
-    mostly hold the pretraining data's statistics when the layers' momentum is small (0.01 in
-    EfficientNet, TensorFlow's decay of 0.99), so the network is evaluated with statistics it was
-    not trained with. And after averaging weights (soups, interpolation) the averaged running
-    statistics are not those of the averaged network. One pass over training data with a
-    cumulative average (``momentum=None``) fixes both.
-
-    Frozen BatchNorm layers (all parameters frozen) are left alone and stay in eval mode during
-    the pass, as they did during training (:func:`frozen_norms_to_eval`): the layers after them
-    were trained on inputs normalised with the stored statistics, so changing those would break
-    what was learned.
+    The backbone runs in eval mode (no dropout, BatchNorm uses its running statistics), so the
+    cached features are exactly what the frozen network computes at test time.
 
     Args:
-        model: a network, possibly with BatchNorm layers (without any, nothing changes).
-        loader: yields ``(inputs, targets)`` batches; targets are ignored.
-        device: where to run.
+        backbone: maps images to features (e.g. from :func:`split_head`).
+        loader: yields ``(images, labels)``; should not shuffle or augment.
+        device: where to compute.
 
     Returns:
-        ``model``, in eval mode.
+        ``TensorDataset(features, labels)`` on the CPU, features ``(N, D)`` float32.
+
+    Raises:
+        ValueError: if the loader yields nothing.
 
     Example:
-        >>> net = nn.Sequential(nn.BatchNorm1d(2))
-        >>> _ = recompute_batchnorm_statistics(net, [(torch.ones(4, 2), None)])
-        >>> net[0].running_mean
-        tensor([1., 1.])
+        >>> from torch.utils.data import DataLoader
+        >>> data = TensorDataset(torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
+        >>> extract_features(nn.Linear(4, 2), DataLoader(data, batch_size=2)).tensors[0].shape
+        torch.Size([5, 2])
     """
-    frozen = set(frozen_norms_to_eval(model))
-    norms = [module for name, module in model.named_modules()
-             if isinstance(module, nn.modules.batchnorm._BatchNorm) and name not in frozen]
-    if not norms:
-        return model.eval()
-    momenta = [module.momentum for module in norms]
-    for module in norms:
-        module.reset_running_stats()
-        module.momentum = None  # cumulative moving average over the whole pass
-    model.to(device).train()
-    frozen_norms_to_eval(model)
-    with torch.no_grad():  # statistics only: no graph, no gradients
-        for inputs, _ in loader:
-            model(inputs.to(device))
-    for module, momentum in zip(norms, momenta):
-        module.momentum = momentum
-    return model.eval()
+    # (B, ...) backbone outputs flattened to (B, D) vectors
+    features, labels = predict(backbone, loader, device, forward=lambda model, images: model(images).flatten(1))
+    return TensorDataset(features, labels)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tlcourse.optim import adamw_step, gradient_descent_step, init_adamw_state, sgd_momentum_step
+from tlcourse.chapters.math_optim import (
+    adamw_step,
+    gradient_descent_step,
+    init_adamw_state,
+    sgd_momentum_step,
+)
 
 SHAPES = [[(3,)], [(4, 5), (5,)], [(2, 3, 4), (1,), (7, 2)]]
 STEPS = 6
@@ -105,7 +110,7 @@ def test_bad_inputs_raise() -> None:
 
 
 def test_gradient_norms_match_hand_computation() -> None:
-    from tlcourse.optim import gradient_norms
+    from tlcourse.chapters.math_optim import gradient_norms
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
@@ -122,7 +127,7 @@ def test_gradient_norms_match_hand_computation() -> None:
 
 
 def test_gradient_norms_group_and_relative() -> None:
-    from tlcourse.optim import gradient_norms
+    from tlcourse.chapters.math_optim import gradient_norms
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))

@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from tlcourse.experiments import (
+from tlcourse.chapters.concepts import (
     MnistTransferData,
     SmallCNN,
     beats_scratch,
-    experiment_config,
     run_imagenet_comparison,
     run_transfer_comparison,
+    settings,
     strategy_stages,
     summarize,
     train_strategy,
@@ -37,7 +37,7 @@ def one_thread():
 
 @pytest.fixture
 def config():
-    return replace(experiment_config(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
+    return replace(settings(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
                    source_epochs=1, max_steps_per_epoch=2, batch_size=8)
 
 

@@ -7,14 +7,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tlcourse.data import make_loader
-from tlcourse.fusion_experiment import (
-    experiment_config,
+from tlcourse.chapters.fusion import (
     fine_tune_copy,
     make_digit_mlp,
     permute_hidden_units,
     pretrain_and_probe,
+    settings,
 )
+from tlcourse.data import make_loader
 from tlcourse.profiles import get_profile
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
@@ -26,7 +26,7 @@ def _digits(count: int, seed: int) -> TensorDataset:
 
 
 def test_pretrain_and_probe_keeps_the_pretrained_body_and_trains_a_new_head() -> None:
-    config = experiment_config(get_profile("smoke"))
+    config = settings(get_profile("smoke"))
     source, target = _digits(32, 0), _digits(32, 1)
     probe = pretrain_and_probe(8, make_loader(source, 8, shuffle=True, seed=0),
                                make_loader(target, 8, shuffle=True, seed=0), config, seed=3)
@@ -106,6 +106,6 @@ def test_permute_hidden_units_bad_inputs_raise() -> None:
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
 def test_experiment_config_has_a_narrow_barrier_network(name: str) -> None:
-    config = experiment_config(get_profile(name))
+    config = settings(get_profile(name))
     assert 0 < config.barrier_hidden_size < config.hidden_size
     assert config.num_barrier_models >= 2 and config.barrier_epochs >= 1

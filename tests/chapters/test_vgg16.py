@@ -11,17 +11,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tlcourse.chapters.vgg16 import accuracy_after_batchnorm_reestimation
 from tlcourse.data import load_cifar10
-from tlcourse.models import IMAGENET_MEAN, IMAGENET_STD, build_vgg16
+from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD, mnist_as_rgb, validate_images
+from tlcourse.models import build_vgg16, vgg16_blocks
 from tlcourse.train import evaluate
-from tlcourse.transfer import freeze_first, trainable_parameter_names
-from tlcourse.vision import (
-    accuracy_after_batchnorm_reestimation,
+from tlcourse.transfer import (
     extract_features,
-    mnist_as_rgb,
+    freeze_first,
     split_head,
-    validate_images,
-    vgg16_blocks,
+    trainable_parameter_names,
 )
 
 

@@ -3,7 +3,7 @@
 Everything ``book/fusion.md`` trains comes from here, so that the main experiment and the narrow
 loss-barrier experiment run the same recipe:
 
-- :class:`FusionConfig` and :func:`experiment_config`: the sizes for each profile;
+- :class:`FusionSettings` and :func:`settings`: the sizes for each profile;
 - :func:`make_digit_mlp`: an MLP with a swappable ``head``;
 - :func:`pretrain_and_probe`: pretrain on the source digits, then fit a new head on the frozen body
   (a linear probe, the shared start of every fine-tuning run);
@@ -26,14 +26,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.data import make_loader
 from tlcourse.fusion import StateDict
-from tlcourse.profiles import Profile
+from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
 from tlcourse.transfer import freeze, unfreeze
 
 __all__ = [
-    "FusionConfig",
-    "experiment_config",
+    "FusionSettings",
+    "SETTINGS",
+    "settings",
     "make_digit_mlp",
     "pretrain_and_probe",
     "fine_tune_copy",
@@ -42,7 +43,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class FusionConfig:
+class FusionSettings:
     """Sizes of the fusion chapter's experiments for one profile.
 
     Attributes:
@@ -60,10 +61,9 @@ class FusionConfig:
         num_barrier_models: narrow MLPs trained from random initialisations (every pair is
             interpolated), and random permutations of the fine-tuned one.
 
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> experiment_config(get_profile("smoke")).num_alphas
-        11
+        batch_size: examples per step.
+        max_train_examples: cap on source and target training examples.
+        max_eval_examples: cap on validation and test examples.
     """
 
     pretrain_epochs: int
@@ -77,35 +77,42 @@ class FusionConfig:
     barrier_hidden_size: int
     barrier_epochs: int
     num_barrier_models: int
+    batch_size: int
+    max_train_examples: int
+    max_eval_examples: int
 
 
-def experiment_config(profile: Profile) -> FusionConfig:
-    """Choose the chapter's sizes from a profile.
+SETTINGS: dict[str, FusionSettings] = {
+    "smoke": FusionSettings(pretrain_epochs=1, finetune_epochs=1, probe_epochs=1, max_steps_per_epoch=3,
+                            num_soup_runs=4, num_alphas=11, hidden_size=64, rotation_degrees=35.0,
+                            barrier_hidden_size=16, barrier_epochs=1, num_barrier_models=2, batch_size=16,
+                            max_train_examples=64, max_eval_examples=64),
+    "cpu": FusionSettings(pretrain_epochs=6, finetune_epochs=4, probe_epochs=3, max_steps_per_epoch=None,
+                          num_soup_runs=5, num_alphas=11, hidden_size=256, rotation_degrees=35.0,
+                          barrier_hidden_size=16, barrier_epochs=15, num_barrier_models=4, batch_size=32,
+                          max_train_examples=2000, max_eval_examples=1000),
+    "gpu": FusionSettings(pretrain_epochs=10, finetune_epochs=6, probe_epochs=4, max_steps_per_epoch=None,
+                          num_soup_runs=6, num_alphas=21, hidden_size=512, rotation_degrees=35.0,
+                          barrier_hidden_size=16, barrier_epochs=20, num_barrier_models=4, batch_size=128,
+                          max_train_examples=10**9, max_eval_examples=10**9),
+}
+
+
+def settings(profile: Profile) -> FusionSettings:
+    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
 
     Args:
         profile: a :class:`tlcourse.profiles.Profile`.
 
     Returns:
-        The :class:`FusionConfig` for ``profile.name`` (``gpu`` and unknown names get the ``cpu``
-        sizes scaled up a little; the experiment is small on purpose).
+        The :class:`FusionSettings`.
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> experiment_config(get_profile("cpu")).num_soup_runs
+        >>> settings(get_profile("cpu")).num_soup_runs
         5
     """
-    if profile.name == "smoke":
-        return FusionConfig(pretrain_epochs=1, finetune_epochs=1, probe_epochs=1,
-                            max_steps_per_epoch=profile.max_steps_per_epoch, num_soup_runs=4, num_alphas=11,
-                            hidden_size=64, rotation_degrees=35.0, barrier_hidden_size=16, barrier_epochs=1,
-                            num_barrier_models=2)
-    if profile.name == "cpu":
-        return FusionConfig(pretrain_epochs=6, finetune_epochs=4, probe_epochs=3, max_steps_per_epoch=None,
-                            num_soup_runs=5, num_alphas=11, hidden_size=256, rotation_degrees=35.0,
-                            barrier_hidden_size=16, barrier_epochs=15, num_barrier_models=4)
-    return FusionConfig(pretrain_epochs=10, finetune_epochs=6, probe_epochs=4, max_steps_per_epoch=None,
-                        num_soup_runs=6, num_alphas=21, hidden_size=512, rotation_degrees=35.0,
-                        barrier_hidden_size=16, barrier_epochs=20, num_barrier_models=4)
+    return settings_for(SETTINGS, profile)
 
 
 def make_digit_mlp(num_classes: int, hidden_size: int = 256) -> nn.Sequential:
@@ -128,7 +135,7 @@ def make_digit_mlp(num_classes: int, hidden_size: int = 256) -> nn.Sequential:
 
 
 def pretrain_and_probe(hidden_size: int, source_loader: DataLoader, target_loader: DataLoader,
-                       config: FusionConfig, num_target_classes: int = 5, seed: int = 0,
+                       config: FusionSettings, num_target_classes: int = 5, seed: int = 0,
                        device: torch.device | str = "cpu") -> nn.Sequential:
     """Pretrain a digit MLP on the source task, then fit a new head on its frozen body.
 

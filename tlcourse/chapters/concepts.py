@@ -1,7 +1,7 @@
 """Transfer-versus-scratch experiments for the chapter *Concepts of transfer learning*.
 
 The module holds the pieces the chapter calls: a small CNN (:class:`SmallCNN`), the chapter's
-sizes per profile (:func:`experiment_config`), the four target-training strategies (scratch,
+sizes per profile (:func:`settings`), the four target-training strategies (scratch,
 linear probe, full fine-tuning, LP-FT after Kumar et al. 2022) in :func:`train_strategy`, the
 MNIST source->target comparison over label budgets (:func:`run_transfer_comparison`), the same
 comparison with an ImageNet backbone (:func:`run_imagenet_comparison`), negative transfer from a
@@ -16,26 +16,33 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from tlcourse.batchnorm import recompute_batchnorm_statistics
 from tlcourse.data import load_mnist_5k, make_loader, per_class_subset, split_indices
+from tlcourse.images import mnist_as_rgb
 from tlcourse.metrics import mean_and_std
-from tlcourse.profiles import Profile
+from tlcourse.models import load_image_model
+from tlcourse.plotting import new_axes
+from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
-from tlcourse.transfer import freeze, recompute_batchnorm_statistics, unfreeze
+from tlcourse.transfer import freeze, unfreeze
 
 __all__ = [
     "STRATEGIES",
     "SOURCE_CLASSES",
     "TARGET_CLASSES",
-    "ExperimentConfig",
-    "experiment_config",
+    "ConceptsSettings",
+    "SETTINGS",
+    "settings",
     "SmallCNN",
     "strategy_stages",
     "train_strategy",
@@ -47,6 +54,7 @@ __all__ = [
     "run_imagenet_comparison",
     "summarize",
     "beats_scratch",
+    "plot_budget_curves",
 ]
 
 STRATEGIES: tuple[str, ...] = ("scratch", "linear_probe", "fine_tune", "lp_ft")
@@ -55,12 +63,10 @@ TARGET_CLASSES: tuple[int, ...] = (5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
-    """Sizes of this chapter's experiments, derived from a profile.
+class ConceptsSettings:
+    """Sizes of this chapter's experiments under one profile.
 
     Attributes:
-        profile_name: the profile these sizes came from.
-        device: where to train.
         batch_size: examples per batch.
         budgets: labelled target examples per class to compare.
         seeds: the seeds every cell of the table is repeated over.
@@ -72,12 +78,11 @@ class ExperimentConfig:
         imagenet_steps: optimiser steps per stage in the ImageNet experiment.
         imagenet_test_examples: test examples in the ImageNet experiment.
         imagenet_seeds: seeds of the ImageNet experiment.
-        imagenet_strategies: strategies of the ImageNet experiment (smoke: the cheapest only,
-            since a random VGG16 step on CPU costs seconds).
+        image_size: side in pixels of the digits given to the ImageNet backbone.
+        imagenet_strategies: strategies of the ImageNet experiment (smoke: the cheapest only).
+        device: where to train; filled in from the profile by :func:`settings`.
     """
 
-    profile_name: str
-    device: str
     batch_size: int
     budgets: tuple[int, ...]
     seeds: tuple[int, ...]
@@ -89,38 +94,42 @@ class ExperimentConfig:
     imagenet_steps: int
     imagenet_test_examples: int
     imagenet_seeds: tuple[int, ...]
+    image_size: int
     imagenet_strategies: tuple[str, ...] = ("linear_probe", "fine_tune", "lp_ft")
+    device: str = "cpu"
 
 
-def experiment_config(profile: Profile) -> ExperimentConfig:
-    """This chapter's sizes for ``profile``.
+SETTINGS: dict[str, ConceptsSettings] = {
+    # Numbers mean nothing in smoke: it executes every code path in a few seconds.
+    "smoke": ConceptsSettings(batch_size=16, budgets=(2, 5), seeds=(0, 1), source_examples=64, source_epochs=1,
+                              target_steps=3, test_examples=64, max_steps_per_epoch=3, imagenet_steps=1,
+                              imagenet_test_examples=16, imagenet_seeds=(0,), image_size=32,
+                              imagenet_strategies=("linear_probe",)),
+    "cpu": ConceptsSettings(batch_size=32, budgets=(10, 50, 200), seeds=(0, 1, 2), source_examples=2000,
+                            source_epochs=2, target_steps=40, test_examples=1000, max_steps_per_epoch=None,
+                            imagenet_steps=15, imagenet_test_examples=200, imagenet_seeds=(0, 1, 2), image_size=64),
+    "gpu": ConceptsSettings(batch_size=128, budgets=(10, 50, 200), seeds=(0, 1, 2), source_examples=2500,
+                            source_epochs=3, target_steps=40, test_examples=1200, max_steps_per_epoch=None,
+                            imagenet_steps=200, imagenet_test_examples=1200, imagenet_seeds=(0, 1, 2),
+                            image_size=224),
+}
+
+
+def settings(profile: Profile) -> ConceptsSettings:
+    """This chapter's sizes for ``profile`` (from :data:`SETTINGS`), on the profile's device.
 
     Args:
         profile: the run profile.
 
     Returns:
-        An :class:`ExperimentConfig`.
+        A :class:`ConceptsSettings`.
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> experiment_config(get_profile("smoke")).budgets
+        >>> settings(get_profile("smoke")).budgets
         (2, 5)
     """
-    seeds = tuple(range(profile.num_seeds))
-    if profile.name == "smoke":
-        # Numbers mean nothing here: just execute every code path in a few seconds.
-        return ExperimentConfig(profile.name, profile.device, profile.batch_size, (2, 5), seeds,
-                                source_examples=profile.cap(2500), source_epochs=1, target_steps=3,
-                                test_examples=profile.cap(500, "eval"), max_steps_per_epoch=profile.max_steps_per_epoch,
-                                imagenet_steps=1, imagenet_test_examples=16, imagenet_seeds=(0,),
-                                imagenet_strategies=("linear_probe",))
-    return ExperimentConfig(profile.name, profile.device, profile.batch_size, (10, 50, 200), seeds,
-                            source_examples=profile.cap(2500), source_epochs=profile.num_epochs,
-                            target_steps=40, test_examples=profile.cap(1200, "eval"),
-                            max_steps_per_epoch=profile.max_steps_per_epoch,
-                            imagenet_steps=15 if profile.name == "cpu" else 200,
-                            imagenet_test_examples=200 if profile.name == "cpu" else 1200,
-                            imagenet_seeds=seeds)
+    return replace(settings_for(SETTINGS, profile), device=profile.device)
 
 
 class SmallCNN(nn.Module):
@@ -182,7 +191,7 @@ _LEARNING_RATES = {"probe": 1e-2, "full": 1e-3, "full_after_probe": 3e-4}
 
 
 def train_strategy(model: nn.Module, head: str, strategy: str, train_set: Dataset, test_set: Dataset,
-                   config: ExperimentConfig, seed: int, steps: int | None = None,
+                   config: ConceptsSettings, seed: int, steps: int | None = None,
                    on_stage: Callable[[str, nn.Module], None] | None = None) -> float:
     """Train ``model`` on the target data with ``strategy`` and return its test accuracy.
 
@@ -190,7 +199,7 @@ def train_strategy(model: nn.Module, head: str, strategy: str, train_set: Datase
     fresh head otherwise. ``"probe"`` stages train only parameters under ``head`` (frozen
     BatchNorm layers stay in eval mode, see :func:`tlcourse.train.fit`); ``"full"`` stages train
     all, and after a final ``"full"`` stage the BatchNorm running statistics are re-estimated on
-    ``train_set`` (:func:`tlcourse.transfer.recompute_batchnorm_statistics`).
+    ``train_set`` (:func:`tlcourse.batchnorm.recompute_batchnorm_statistics`).
 
     Args:
         model: the network; modified in place.
@@ -254,7 +263,7 @@ class MnistTransferData:
     target_test: TensorDataset
 
 
-def load_mnist_transfer_data(config: ExperimentConfig, seed: int = 0) -> MnistTransferData:
+def load_mnist_transfer_data(config: ConceptsSettings, seed: int = 0) -> MnistTransferData:
     """Split MNIST-5k into source (digits 0-4) and target (digits 5-9) pool and test parts.
 
     Args:
@@ -265,7 +274,7 @@ def load_mnist_transfer_data(config: ExperimentConfig, seed: int = 0) -> MnistTr
         A :class:`MnistTransferData`.
 
     Example:
-        >>> # data = load_mnist_transfer_data(experiment_config(get_profile("smoke")))
+        >>> # data = load_mnist_transfer_data(settings(get_profile("smoke")))
     """
     images, labels = load_mnist_5k()
     images = images.float().unsqueeze(1) / 255.0  # (5000, 1, 28, 28) in [0, 1]
@@ -282,7 +291,7 @@ def load_mnist_transfer_data(config: ExperimentConfig, seed: int = 0) -> MnistTr
     )
 
 
-def pretrain_source(data: MnistTransferData, config: ExperimentConfig, seed: int,
+def pretrain_source(data: MnistTransferData, config: ConceptsSettings, seed: int,
                     shuffle_labels: bool = False) -> dict[str, torch.Tensor]:
     """Pretrain a :class:`SmallCNN` on the source task and return its backbone weights.
 
@@ -340,7 +349,7 @@ def _check_inputs(budgets: Sequence[int], strategies: Sequence[str], seeds: Sequ
         raise ValueError("seeds is empty: give at least one seed")
 
 
-def run_transfer_comparison(config: ExperimentConfig, budgets: Sequence[int] | None = None,
+def run_transfer_comparison(config: ConceptsSettings, budgets: Sequence[int] | None = None,
                             strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] | None = None,
                             data: MnistTransferData | None = None) -> list[dict[str, object]]:
     """Experiment 1: MNIST digits 0-4 -> 5-9, every strategy at every budget and seed.
@@ -362,7 +371,7 @@ def run_transfer_comparison(config: ExperimentConfig, budgets: Sequence[int] | N
         ValueError: for empty budgets, strategies or seeds, or an unknown strategy.
 
     Example:
-        >>> # rows = run_transfer_comparison(experiment_config(get_profile("smoke")))
+        >>> # rows = run_transfer_comparison(settings(get_profile("smoke")))
     """
     budgets = tuple(config.budgets if budgets is None else budgets)
     seeds = tuple(config.seeds if seeds is None else seeds)
@@ -380,7 +389,7 @@ def run_transfer_comparison(config: ExperimentConfig, budgets: Sequence[int] | N
     return rows
 
 
-def run_negative_transfer(config: ExperimentConfig, budget: int | None = None, seeds: Sequence[int] | None = None,
+def run_negative_transfer(config: ConceptsSettings, budget: int | None = None, seeds: Sequence[int] | None = None,
                           data: MnistTransferData | None = None) -> list[dict[str, object]]:
     """Negative-transfer check: fine-tune from a shuffled-label source versus scratch.
 
@@ -398,7 +407,7 @@ def run_negative_transfer(config: ExperimentConfig, budget: int | None = None, s
         ValueError: for an empty seed list or a non-positive budget.
 
     Example:
-        >>> # rows = run_negative_transfer(experiment_config(get_profile("smoke")))
+        >>> # rows = run_negative_transfer(settings(get_profile("smoke")))
     """
     budget = min(config.budgets) if budget is None else budget
     seeds = tuple(config.seeds if seeds is None else seeds)
@@ -417,7 +426,7 @@ def run_negative_transfer(config: ExperimentConfig, budget: int | None = None, s
     return rows
 
 
-def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: int | None = None,
+def run_imagenet_comparison(profile: Profile, config: ConceptsSettings, budget: int | None = None,
                             strategies: Sequence[str] | None = None,
                             seeds: Sequence[int] | None = None,
                             data: MnistTransferData | None = None) -> tuple[list[dict[str, object]], str]:
@@ -441,8 +450,6 @@ def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: 
     Example:
         >>> # rows, asset = run_imagenet_comparison(profile, config)
     """
-    from tlcourse.models import load_image_model
-    from tlcourse.vision import mnist_as_rgb
 
     budget = min(config.budgets) if budget is None else budget
     seeds = tuple(config.imagenet_seeds if seeds is None else seeds)
@@ -463,7 +470,7 @@ def run_imagenet_comparison(profile: Profile, config: ExperimentConfig, budget: 
         # (N, 1, 28, 28) in [0, 1] -> uint8 (N, 28, 28), exact since the digits were uint8 / 255,
         # then -> (N, 3, S, S) normalised with the backbone's mean and std
         digits = images.squeeze(1).mul(255).round().to(torch.uint8)
-        return mnist_as_rgb(digits, profile.image_size, loaded.mean, loaded.std)
+        return mnist_as_rgb(digits, config.image_size, loaded.mean, loaded.std)
 
     test_set = TensorDataset(convert(test_images[:count]), test_labels[:count])
     for seed in seeds:
@@ -533,3 +540,38 @@ def beats_scratch(table: Sequence[dict[str, object]], budget: int, strategy: str
         if name not in means:
             raise ValueError(f"no row for strategy {name!r} at budget {budget}")
     return means[strategy] > means["scratch"]
+
+
+def plot_budget_curves(table: Sequence[dict[str, object]], ax: Axes | None = None) -> Figure:
+    """Test accuracy against labels per class, one line (mean +- std band) per strategy.
+
+    Args:
+        table: from :func:`tlcourse.experiments.summarize`.
+        ax: axes to draw on; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        ValueError: if ``table`` is empty.
+
+    Example:
+        >>> figure = plot_budget_curves([{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1}])
+    """
+    if len(table) == 0:
+        raise ValueError("table is empty: nothing to plot")
+    figure, ax = new_axes(ax, (6, 4))
+    strategies = list(dict.fromkeys(row["strategy"] for row in table))
+    for strategy in strategies:
+        rows = sorted((r for r in table if r["strategy"] == strategy), key=lambda r: r["budget"])  # type: ignore[arg-type,return-value]
+        x = [r["budget"] for r in rows]
+        mean = torch.tensor([float(r["mean"]) for r in rows])  # type: ignore[arg-type]
+        std = torch.tensor([float(r["std"]) for r in rows])  # type: ignore[arg-type]
+        ax.plot(x, mean, marker="o", label=str(strategy))
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled target examples per class")
+    ax.set_ylabel("target test accuracy")
+    ax.set_title("Transfer versus scratch by label budget")
+    ax.legend()
+    return figure

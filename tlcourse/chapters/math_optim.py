@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "Tensors",
     "gradient_descent_step",
     "sgd_momentum_step",
     "AdamWState",

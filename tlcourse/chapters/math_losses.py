@@ -10,7 +10,7 @@ way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/te
 * :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
 * :func:`two_layer_forward` and :func:`two_layer_backward`, backpropagation by hand through
   ``linear -> tanh -> linear -> softmax cross-entropy``,
-* :func:`penalty_experiment_config`, the sizes of the chapter's L2-SP versus weight-decay run.
+* :func:`settings`, the sizes of the chapter's L2-SP versus weight-decay run.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from tlcourse.profiles import Profile
+from tlcourse.profiles import Profile, settings_for
 
 __all__ = [
-    "PenaltyExperimentConfig",
-    "penalty_experiment_config",
     "log_softmax",
     "softmax_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -35,6 +33,9 @@ __all__ = [
     "TwoLayerCache",
     "two_layer_forward",
     "two_layer_backward",
+    "MathSettings",
+    "SETTINGS",
+    "settings",
 ]
 
 
@@ -363,51 +364,51 @@ def two_layer_backward(cache: TwoLayerCache,
 
 
 @dataclass(frozen=True)
-class PenaltyExperimentConfig:
-    """Sizes of the math chapter's L2-SP versus weight-decay fine-tuning run.
+class MathSettings:
+    """Sizes of the math chapter's L2-SP versus weight-decay fine-tuning run under one profile.
 
     Attributes:
         batch_size: digits per step.
         num_train: training digits.
         num_eval: held-out digits.
         num_seeds: seeds per penalty.
+        num_epochs: epochs of each fine-tuning run.
         max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
         image_size: side of the 3-channel images fed to the ImageNet backbone.
-
-    Example:
-        >>> PenaltyExperimentConfig(16, 500, 200, 2, 6, 32).num_seeds
-        2
     """
 
     batch_size: int
     num_train: int
     num_eval: int
     num_seeds: int
+    num_epochs: int
     max_steps_per_epoch: int | None
     image_size: int
 
 
-def penalty_experiment_config(profile: Profile) -> PenaltyExperimentConfig:
-    """Sizes of the L2-SP run for ``profile``.
+# EfficientNet-Lite0 is slow on a CPU, so smoke and cpu take a few steps on 32-pixel digits.
+SETTINGS: dict[str, MathSettings] = {
+    "smoke": MathSettings(batch_size=8, num_train=64, num_eval=32, num_seeds=1, num_epochs=1,
+                          max_steps_per_epoch=2, image_size=32),
+    "cpu": MathSettings(batch_size=16, num_train=500, num_eval=200, num_seeds=2, num_epochs=2,
+                        max_steps_per_epoch=6, image_size=32),
+    "gpu": MathSettings(batch_size=128, num_train=500, num_eval=500, num_seeds=2, num_epochs=3,
+                        max_steps_per_epoch=None, image_size=224),
+}
 
-    EfficientNet-Lite0 is slow on a CPU, so the ``smoke`` and ``cpu`` profiles take a few steps
-    on 32-pixel digits; other profiles use the profile's own batch size, image size and caps.
+
+def settings(profile: Profile) -> MathSettings:
+    """The math chapter's sizes for ``profile`` (from :data:`SETTINGS`).
 
     Args:
         profile: the run profile.
 
     Returns:
-        The frozen :class:`PenaltyExperimentConfig`.
+        The frozen :class:`MathSettings`.
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> penalty_experiment_config(get_profile("cpu")).max_steps_per_epoch
+        >>> settings(get_profile("cpu")).max_steps_per_epoch
         6
     """
-    num_train = profile.cap(500, "train")
-    if profile.name == "smoke":
-        return PenaltyExperimentConfig(8, num_train, 32, 1, 2, 32)
-    if profile.name == "cpu":
-        return PenaltyExperimentConfig(16, num_train, 200, 2, 6, 32)
-    return PenaltyExperimentConfig(profile.batch_size, num_train, profile.cap(500, "eval"),
-                                   min(profile.num_seeds, 2), profile.max_steps_per_epoch, profile.image_size)
+    return settings_for(SETTINGS, profile)

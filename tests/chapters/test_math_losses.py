@@ -6,9 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tlcourse.losses import (binary_cross_entropy_with_logits, l2_sp_penalty, log_softmax,
-                             softmax_cross_entropy, softmax_cross_entropy_gradient,
-                             two_layer_backward, two_layer_forward)
+from tlcourse.chapters.math_losses import (
+    binary_cross_entropy_with_logits,
+    l2_sp_penalty,
+    log_softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_gradient,
+    two_layer_backward,
+    two_layer_forward,
+)
 
 SHAPES = [(1, 2), (4, 3), (16, 10), (7, 1000)]
 
@@ -145,7 +151,7 @@ def test_bad_inputs_raise() -> None:
 
 
 def test_penalised_loss_matches_hand_formula_and_toward_zero_is_weight_decay() -> None:
-    from tlcourse.losses import PenalisedLoss
+    from tlcourse.chapters.math_losses import PenalisedLoss
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)

@@ -1,0 +1,92 @@
+"""Tests for tlcourse.recipe on the tiny BERT of conftest.py (no network)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse.optimization import (
+    discriminative_learning_rates,
+    layerwise_lr_groups,
+    linear_warmup_schedule,
+    parameter_groups,
+    weight_decay_groups,
+)
+
+
+def test_weight_decay_grouping_is_exactly_bias_and_layernorm(tiny):
+    _, model = tiny
+    decay, no_decay = weight_decay_groups(model, 0.01, learning_rate=1e-4)
+    names = [n for n, _ in model.named_parameters()]
+    expected = {n for n in names if n.endswith(".bias") or "LayerNorm" in n}
+    assert set(no_decay["names"]) == expected
+    assert set(decay["names"]) == set(names) - expected
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in (decay, no_decay)])
+
+
+def test_schedule_matches_transformers():
+    from transformers import get_linear_schedule_with_warmup
+
+    def run(make):
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = make(optimizer)
+        values = []
+        for _ in range(11):
+            values.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        return values
+
+    ours = run(lambda o: linear_warmup_schedule(o, warmup_steps=3, total_steps=10))
+    theirs = run(lambda o: get_linear_schedule_with_warmup(o, 3, 10))
+    assert ours == pytest.approx(theirs)
+    assert ours[0] == 0.0 and ours[3] == pytest.approx(0.1) and ours[10] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        linear_warmup_schedule(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), 11, 10)
+
+
+def test_layerwise_groups(tiny):
+    _, model = tiny
+    groups = layerwise_lr_groups(model, 1e-3, decay=0.5, weight_decay=0.01)
+    lr_of = {name: g["lr"] for g in groups for name in g["names"]}
+    assert lr_of["classifier.weight"] == pytest.approx(1e-3)
+    assert lr_of["bert.encoder.layer.1.attention.self.query.weight"] == pytest.approx(0.5e-3)
+    assert lr_of["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(0.25e-3)
+    assert lr_of["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.125e-3)
+    assert sum(len(g["names"]) for g in groups) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="decay"):
+        layerwise_lr_groups(model, 1e-3, decay=0.0)
+    with pytest.raises(ValueError, match="BERT-like"):
+        layerwise_lr_groups(nn.Linear(2, 2), 1e-3, decay=0.9)
+
+
+def network() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1000))
+
+
+def test_parameter_groups_cover_every_trainable_parameter_once():
+    net = network()
+    groups = parameter_groups(net, {"0": 1e-5, "4": 1e-3, "": 1e-4}, weight_decay=0.01)
+    by_first = {g["names"][0]: g for g in groups}
+    assert by_first["0.weight"]["lr"] == 1e-5 and by_first["0.weight"]["names"] == ["0.weight", "0.bias"]
+    assert by_first["2.weight"]["lr"] == 1e-4  # layer 2 falls to the catch-all
+    assert all(set(g) == {"params", "names", "lr", "weight_decay"} for g in groups)  # the one shape
+    assert sum(len(g["params"]) for g in groups) == 6
+    torch.optim.AdamW(groups)  # torch accepts them
+    with pytest.raises(ValueError, match=r"match no prefix"):
+        parameter_groups(net, {"0": 1e-5})
+    with pytest.raises(ValueError, match="must be positive"):
+        parameter_groups(net, {"": 0.0})
+
+
+def test_discriminative_rates_are_geometric():
+    groups = discriminative_learning_rates([nn.Linear(1, 1) for _ in range(5)], 1e-5, 1e-1)
+    rates = [g["lr"] for g in groups]
+    ratios = [b / a for a, b in zip(rates, rates[1:])]
+    assert rates[0] == pytest.approx(1e-5) and rates[-1] == pytest.approx(1e-1)
+    assert all(r == pytest.approx(10.0) for r in ratios)
+    with pytest.raises(ValueError, match="lowest <= highest"):
+        discriminative_learning_rates([nn.Linear(1, 1)], 1e-2, 1e-3)
+    with pytest.raises(ValueError, match="blocks is empty"):
+        discriminative_learning_rates([], 1e-3, 1e-2)
