@@ -1,8 +1,20 @@
 """tlcourse: the tested package behind the executable book *Transfer Learning, executable*.
 
-Modules by role: ``profiles`` (run sizes), ``assets`` (model and data registry), ``data`` and
-``models`` (loaders), ``train`` (the one ``fit`` loop), ``transfer`` (freezing, heads, learning
-rates), ``checkpoint`` (safetensors), ``metrics``, ``plotting``, ``runtime`` (device, seeds).
+The library, one concept per module (it never imports a chapter or the command line):
+
+- ``profiles`` (where and how the book runs: device, precision, asset policy, claim checking),
+  ``runtime`` (seeds, devices), ``checks`` (argument checks), ``assets`` (the model and data
+  registry: canonical or stand-in), ``data`` (data sets, loaders, splits, downloads);
+- ``images`` and ``text`` (inputs for ImageNet backbones and BERT-like encoders), ``models``
+  (pretrained models through torchvision's weights enums and transformers' ``Auto*``);
+- ``transfer`` (freeze, heads, cached features), ``batchnorm`` (statistics during transfer),
+  ``optimization`` (parameter groups in one shape, schedules), ``train`` (``fit``, ``predict``,
+  ``evaluate``), ``history``, ``checkpoint`` (safetensors), ``fusion`` (ensembles, WiSE-FT, soups);
+- ``metrics`` (accuracy, paired differences), ``claims`` (lessons checked by code), ``plotting``;
+- ``cli`` (``python -m tlcourse``), on top, imported by nobody.
+
+``tlcourse.chapters`` holds one module per chapter (``concepts``, ``math_losses``/``math_optim``,
+``vgg16``, ``bert``, ``fusion``): its ``SETTINGS`` table of sizes per profile and its helpers.
 Import what you use, e.g. ``from tlcourse.train import fit``.
 """
 
