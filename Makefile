@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   create .venv if absent, install, build the book executing every chapter
-#   make test   install if needed, unit tests, every chapter under nbval (smoke), jupyter-book -W
+#   make test   install if needed, unit tests, every chapter under nbval (smoke), then the whole book
+#               built in the cpu profile with -W: every lesson's claim is checked, a failed one fails
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export TLCOURSE_QUIET := 1
 # tokenizers' worker threads warn after a fork; the book never needs the parallelism.
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install book test unit notebooks book-strict clean
+.PHONY: install book test unit notebooks book-strict pdf latex-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# Extra flags for the build, e.g. make book JB_FLAGS="-W --keep-going" (the publishing workflow).
+JB_FLAGS ?=
+
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build .
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	@echo "Open _build/html/index.html"
 
 test: unit notebooks book-strict
@@ -41,10 +45,32 @@ notebooks: $(STAMP)
 	TLCOURSE_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 		-p no:cacheprovider _build/nbval/*.ipynb
 
-# Warnings are errors: without -W a failing cell is only a warning.
+# The published book's numbers, with their lessons checked: the cpu profile, warnings as errors
+# (without -W a failing cell, a failed claim among them, is only a warning).
 book-strict: $(STAMP)
 	rm -rf _build/strict
-	TLCOURSE_PROFILE=smoke $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
+	TLCOURSE_PROFILE=cpu $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
+	# the site must work from a static server and from disk: serve it on 127.0.0.1, fetch every link
+	$(PY) tools/check_site.py _build/strict/_build/html
+
+# The PDF (_build/latex/book.pdf), typeset by xelatex (the glossary and key points are in Chinese).
+# Run after `make book`, it reuses that build's executed notebooks (the same _build environment)
+# instead of running every chapter again. LaTeX comes from Debian packages, installed if missing.
+LATEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-fonts-extra \
+	texlive-xetex texlive-lang-chinese latexmk xindy fonts-noto-cjk fonts-freefont-otf
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+latex-deps:
+	@missing="$$(for package in $(LATEX_PACKAGES); do dpkg-query -W -f='$${Status}' $$package 2>/dev/null \
+		| grep -q 'ok installed' || echo $$package; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing LaTeX packages: $$missing"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+pdf: $(STAMP) latex-deps
+	$(VENV)/bin/jupyter-book build . --builder pdflatex
+	@echo "PDF: _build/latex/book.pdf"
 
 clean:
 	rm -rf _build

@@ -56,7 +56,9 @@ class Asset:
         cache: where it lives once fetched or installed.
         size: approximate download or install size.
         license: the license of the weights or data.
-        citation: who to cite.
+        citation: who to cite, in short (first author's surname, year, title).
+        references: the BibTeX keys of those works in the book's ``references.bib``, the one source of
+            the full citations (``tests/test_references.py`` checks that they exist and agree).
         canonical: True if it needs the network once; False for offline stand-ins.
         standin: name of the offline stand-in (canonical assets only).
         host: the host it downloads from (canonical assets only).
@@ -77,6 +79,7 @@ class Asset:
     canonical: bool
     standin: str | None = None
     host: str | None = None
+    references: tuple[str, ...] = ()
 
 
 ASSETS: dict[str, Asset] = {
@@ -94,6 +97,7 @@ ASSETS: dict[str, Asset] = {
             canonical=True,
             standin="efficientnet-lite0-imagenet",
             host="download.pytorch.org",
+            references=("simonyan2015vgg",),
         ),
         Asset(
             name="cifar10",
@@ -107,6 +111,7 @@ ASSETS: dict[str, Asset] = {
             canonical=True,
             standin="mnist-5k",
             host="www.cs.toronto.edu",
+            references=("krizhevsky2009cifar",),
         ),
         Asset(
             name="bert-base-uncased",
@@ -120,6 +125,7 @@ ASSETS: dict[str, Asset] = {
             canonical=True,
             standin="minilm-l6",
             host="huggingface.co",
+            references=("devlin2019bert",),
         ),
         Asset(
             name="sst2",
@@ -133,6 +139,7 @@ ASSETS: dict[str, Asset] = {
             canonical=True,
             standin="rotten-tomatoes-snippets",
             host="huggingface.co",
+            references=("socher2013sst", "wang2019glue"),
         ),
         Asset(
             name="efficientnet-lite0-imagenet",
@@ -145,6 +152,7 @@ ASSETS: dict[str, Asset] = {
             license="Apache-2.0 (TensorFlow TPU reference weights)",
             citation="Tan & Le (2019), EfficientNet: Rethinking Model Scaling for CNNs",
             canonical=False,
+            references=("tan2019efficientnet",),
         ),
         Asset(
             name="mnist-5k",
@@ -156,6 +164,7 @@ ASSETS: dict[str, Asset] = {
             license="CC BY-SA 3.0 (MNIST, LeCun, Cortes & Burges)",
             citation="LeCun et al. (1998), Gradient-Based Learning Applied to Document Recognition",
             canonical=False,
+            references=("lecun1998mnist",),
         ),
         Asset(
             name="digits",
@@ -167,6 +176,7 @@ ASSETS: dict[str, Asset] = {
             license="CC BY 4.0 (UCI Machine Learning Repository)",
             citation="Alpaydin & Kaynak (1998), Optical Recognition of Handwritten Digits, UCI",
             canonical=False,
+            references=("alpaydin1998digits",),
         ),
         Asset(
             name="minilm-l6",
@@ -178,6 +188,7 @@ ASSETS: dict[str, Asset] = {
             license="Apache-2.0",
             citation="Wang et al. (2020), MiniLM; Reimers & Gurevych (2019), Sentence-BERT",
             canonical=False,
+            references=("wang2020minilm", "reimers2019sbert"),
         ),
         Asset(
             name="rotten-tomatoes-snippets",
@@ -189,6 +200,7 @@ ASSETS: dict[str, Asset] = {
             license="research use (Pang & Lee, 2005, sentence polarity data)",
             citation="Pang & Lee (2005), Seeing Stars: Exploiting Class Relationships for Sentiment Categorization",
             canonical=False,
+            references=("pang2005seeing",),
         ),
     ]
 }

@@ -1,0 +1,99 @@
+"""The book's pages as a course: table of contents, glossary, run times, exercises with solutions.
+
+These read the MyST sources; the strict book build (``jupyter-book build -W``) checks that every
+role and link resolves, and tools/check_site.py that the built site serves every link.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from toc_notebooks import toc_files  # noqa: E402
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def page_text(name: str) -> str:
+    return (ROOT / f"{name}.md").read_text(encoding="utf-8")
+
+
+def is_notebook(name: str) -> bool:
+    text = page_text(name)
+    return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
+
+
+def glossary_entries(text: str) -> list[tuple[list[str], str]]:
+    """The (terms, definition) pairs of the first ``{glossary}`` directive of a MyST page.
+
+    Args:
+        text: the page's source.
+
+    Returns:
+        One pair per entry: its term lines, and its indented definition joined into one string.
+    """
+    body = text.split("```{glossary}", 1)[1].split("\n```", 1)[0]
+    entries: list[tuple[list[str], str]] = []
+    for block in re.split(r"\n\s*\n", body):
+        lines = [line for line in block.splitlines() if line.strip() and not line.startswith(":")]
+        terms = [line for line in lines if not line.startswith(" ")]
+        definition = " ".join(line.strip() for line in lines if line.startswith(" "))
+        if terms:
+            entries.append((terms, definition))
+    return entries
+
+
+def test_glossary_entries_parses_terms_and_definitions():
+    text = "```{glossary}\n:sorted:\n\nfine-tuning\n微调\n  Training more.\n  Two lines.\n\nhead\n  The top.\n```\n"
+    assert glossary_entries(text) == [(["fine-tuning", "微调"], "Training more. Two lines."), (["head"], "The top.")]
+
+
+def test_every_page_in_book_is_in_the_table_of_contents():
+    # only_build_toc_files is on: a page missing from _toc.yml is silently left out of the site.
+    listed = set(toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))))
+    pages = {f"book/{path.stem}" for path in (ROOT / "book").glob("*.md")}
+    assert pages <= listed, f"not in _toc.yml: {sorted(pages - listed)}"
+
+
+def test_every_glossary_term_is_in_english_and_chinese_and_links_to_the_book():
+    entries = glossary_entries(page_text("book/glossary"))
+    assert len(entries) >= 40
+    for terms, definition in entries:
+        assert len(terms) == 2 and not CJK.search(terms[0]) and CJK.search(terms[1]), f"{terms}: English, then Chinese"
+        assert re.search(r"\{(doc|ref|numref|eq)\}`", definition), f"{terms[0]}: no link to where the book defines it"
+    required = {"transfer learning": "迁移学习", "source task": "源任务", "target task": "目标任务",
+                "shared layers": "共享层", "task-specific layers": "特定层", "pretraining": "预训练",
+                "fine-tuning": "微调", "fusion": "融合", "average fusion": "平均融合", "weighted fusion": "加权融合"}
+    found = {terms[0]: terms[1] for terms, _ in entries}
+    for english, chinese in required.items():
+        assert found.get(english) == chinese, f"{english}: expected {chinese}, found {found.get(english)}"
+    for english in ("linear probe", "catastrophic forgetting", "negative transfer"):
+        assert english in found
+
+
+def readme_cpu_seconds() -> dict[str, str]:
+    """Each chapter's cpu-profile seconds from the README's timing table (``| math | 17 | 1.03 GB |``)."""
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| [\d.]+ GB \|$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)
+    return {chapter: seconds for chapter, seconds in rows}
+
+
+def test_run_times_on_the_pages_are_the_readme_measurements():
+    substitutions = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["parse"]["myst_substitutions"]
+    on_pages = {key.removeprefix("runtime_cpu_"): value for key, value in substitutions.items()
+                if key.startswith("runtime_cpu_")}
+    measured = readme_cpu_seconds()
+    assert measured, "the README's cpu timing table was not found"
+    assert on_pages == {chapter: f"{seconds} s" for chapter, seconds in measured.items()}
+
+
+def test_every_runtime_used_on_a_page_is_defined():
+    substitutions = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["parse"]["myst_substitutions"]
+    for path in (ROOT / "book").glob("*.md"):
+        for key in re.findall(r"\{\{\s*(\w+)\s*\}\}", path.read_text(encoding="utf-8")):
+            assert key in substitutions, f"{path.name} uses {{{{ {key} }}}}, not defined in _config.yml"
