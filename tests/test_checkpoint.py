@@ -75,3 +75,100 @@ def test_mismatched_state_dicts_are_explained():
         check_state_dict_matches(model, nn.Linear(3, 4).state_dict())
     with pytest.raises(TypeError, match="expected a tensor"):
         save_state_dict({"w": 1.0}, "unused.safetensors")
+
+
+def _small_training_state() -> dict:
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 1,
+            "history": {"records": [{"loss": 0.5}]}}
+
+
+def test_one_flipped_bit_anywhere_fails_to_load(tmp_path):
+    # Every bit of a small checkpoint (length prefix, JSON header, metadata, checksum, tensor bytes).
+    path = save_checkpoint(tmp_path / "c.safetensors", {"model": {"w": torch.tensor([0.5, -2.0])},
+                                                        "epoch": 3})
+    original = path.read_bytes()
+    corrupted = tmp_path / "flipped.safetensors"
+    loaded = 0
+    for position in range(len(original)):
+        for bit in range(8):
+            data = bytearray(original)
+            data[position] ^= 1 << bit
+            corrupted.write_bytes(bytes(data))
+            try:
+                load_checkpoint(corrupted)
+                loaded += 1
+            except CheckpointError as error:
+                assert "flipped.safetensors" in str(error)
+    assert loaded == 0, f"{loaded} of {8 * len(original)} single-bit corruptions loaded silently"
+
+
+def test_flipped_bit_in_tensor_data_is_detected_for_state_dicts_too(tmp_path):
+    path = save_state_dict({"w": torch.arange(8.0)}, tmp_path / "w.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # inside the tensor's bytes: still a valid safetensors file
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"w\.safetensors is corrupted \(its checksum does not match"):
+        load_state_dict(path)
+
+
+def test_checkpoint_without_checksum_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "old.safetensors"
+    save_file({"w": torch.ones(2)}, str(path), metadata={"tlcourse": json.dumps({"w": {"__tensor__": "w"}})})
+    with pytest.raises(CheckpointError, match=r"old\.safetensors has no checksum"):
+        load_checkpoint(path)
+    plain = tmp_path / "plain.safetensors"  # a safetensors file from elsewhere still loads
+    save_file({"w": torch.ones(2)}, str(plain))
+    assert torch.equal(load_state_dict(plain)["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_state_is_never_written(tmp_path, value):
+    path = save_checkpoint(tmp_path / "c.safetensors", {"epoch": 1, "w": torch.ones(3)})
+    bad = torch.ones(3)
+    bad[1] = value
+    with pytest.raises(CheckpointError, match=r"refusing to write .*c\.safetensors.*NaN or infinite.*\['model\.w'\]"):
+        save_checkpoint(path, {"epoch": 2, "model": {"w": bad}})
+    with pytest.raises(CheckpointError, match="NaN or infinite values"):
+        save_state_dict({"w": bad}, tmp_path / "w.safetensors")
+    assert load_checkpoint(path)["epoch"] == 1 and not (tmp_path / "w.safetensors").exists()
+
+
+def test_temporary_files_of_killed_writes_are_removed_on_next_save(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead_pid = int(finished.stdout)  # a process that has exited: its pid names no live writer
+    orphan = tmp_path / f".c.safetensors.{dead_pid}.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    live = tmp_path / f".c.safetensors.{os.getppid()}.def456.tmp"  # a live writer's file stays
+    live.write_bytes(b"being written")
+    legacy = tmp_path / ".c.safetensors.k2j4h5g6.tmp"  # no pid: removed once older than an hour
+    legacy.write_bytes(b"old")
+    os.utime(legacy, (0, 0))
+    other = tmp_path / f".other.safetensors.{dead_pid}.x.tmp"  # another target's: not touched
+    other.write_bytes(b"x")
+    save_checkpoint(tmp_path / "c.safetensors", {"epoch": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.safetensors", live.name, other.name])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: save_checkpoint("x.safetensors", [1, 2]), TypeError, "state must be a mapping.*got list"),
+    (lambda: save_checkpoint("x.safetensors", {"f": object()}), TypeError, "cannot store object at 'f'"),
+    (lambda: save_state_dict(None, "x.safetensors"), TypeError, "state_dict must be a mapping.*NoneType"),
+    (lambda: save_state_dict({"w": 1.0}, "x.safetensors"), TypeError, r"state_dict\['w'\] is a float, expected a tensor"),
+    (lambda: check_state_dict_matches(None, {}), TypeError, "model must be an nn.Module, got NoneType"),
+    (lambda: check_state_dict_matches(nn.Linear(1, 1), None), TypeError, "state_dict must be a mapping"),
+    (lambda: load_state_dict("no/such/file.safetensors"), CheckpointError, r"no/such/file\.safetensors does not exist"),
+])
+def test_bad_inputs_raise_a_message_naming_the_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -189,3 +189,12 @@ def test_pool_tokens_by_hand():
         pool_tokens(outputs, mask, "pooler")
     with pytest.raises(ValueError, match="pooling must be one of"):
         pool_tokens(outputs, mask, "max")
+
+
+def test_a_single_string_is_not_read_as_a_list_of_characters() -> None:
+    from tlcourse.text import validate_texts_and_labels
+
+    with pytest.raises(TypeError, match=r"texts must be a list of strings, got a single string 'a fine film'; wrap it"):
+        validate_texts_and_labels("a fine film", None)
+    with pytest.raises(TypeError, match="got a single string"):
+        validate_texts_and_labels("ab", [0, 1])

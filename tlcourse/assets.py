@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -316,10 +317,11 @@ def is_cached(name: str) -> bool:
 
 
 def network_reachable(host: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds.
+    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds in all.
 
-    One attempt, no retries: offline this answers in milliseconds (name lookup fails) or at most
-    ``timeout`` seconds, instead of a library's retry loop.
+    One attempt, no retries, and the bound covers name resolution too: the lookup and the
+    connection run in a daemon thread that is abandoned after ``timeout`` seconds, because
+    ``getaddrinfo`` ignores socket timeouts and a stalled resolver can take far longer.
 
     Args:
         host: a host name.
@@ -332,13 +334,25 @@ def network_reachable(host: str, timeout: float = 3.0) -> bool:
         >>> isinstance(network_reachable("localhost", timeout=0.1), bool)
         True
     """
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"host must be a non-empty host name, got {host!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TLCOURSE_OFFLINE") == "1":
         return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    worker = threading.Thread(target=attempt, name=f"network_reachable({host})", daemon=True)
+    worker.start()
+    worker.join(timeout)  # the total bound; a thread stuck in the resolver is left to finish alone
+    return bool(outcome) and outcome[0]
 
 
 def resolve(name: str, profile: "Profile", announce: bool = True) -> Asset:

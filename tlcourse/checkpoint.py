@@ -6,14 +6,20 @@ optimizer moments, RNG states); its header metadata holds one JSON document with
 Loading such a file can never run code, unlike ``torch.load`` on a pickle.
 
 Writes go to a temporary file in the same folder, then :func:`os.replace` renames it over the
-target. A crash in the middle of a write therefore leaves the previous checkpoint intact.
+target. A crash in the middle of a write therefore leaves the previous checkpoint intact, and the
+next save removes the temporary files that killed writers left behind. The header also stores a
+SHA-256 checksum of every tensor (name, dtype, shape, bytes) and of the metadata, verified on
+load, so a flipped bit anywhere in the file raises :class:`CheckpointError`. A state with NaN or
+infinite values is never written: the last file on disk is always a good one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,10 +37,59 @@ __all__ = [
 ]
 
 _METADATA_KEY = "tlcourse"
+_CHECKSUM_KEY = "tlcourse_sha256"
+_ORPHAN_AGE_SECONDS = 3600.0  # a temporary file without a writer's pid counts as orphaned after this
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, truncated, corrupted, or does not fit the model."""
+    """A checkpoint file is missing, truncated, corrupted, does not fit the model, or (on save)
+    the state to write holds NaN or infinite values."""
+
+
+def _checksum(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    # SHA-256 over the metadata (but the checksum itself) and each tensor's name, dtype, shape
+    # and raw bytes, in name order: any change to the file's content changes it.
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: v for k, v in metadata.items() if k != _CHECKSUM_KEY},
+                             sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the bytes, whatever the dtype
+    return digest.hexdigest()
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+    bad = [name for name, tensor in tensors.items()
+           if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise CheckpointError(
+            f"refusing to write {path}: {len(bad)} tensor(s) hold NaN or infinite values, e.g. "
+            f"{bad[:3]}; the file on disk (if any) is left as it was"
+        )
+
+
+def _remove_orphaned_temporaries(path: Path) -> None:
+    # Temporary names are ".<target>.<pid>.<random>.tmp"; a write killed before its cleanup leaves
+    # one behind. Remove those whose writer is gone (never a live writer's file).
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        writer = temporary.name[len(path.name) + 2:].split(".")[0]
+        try:
+            if writer.isdigit():
+                if int(writer) == os.getpid():
+                    continue  # this process's own writes clean up after themselves
+                try:
+                    os.kill(int(writer), 0)
+                    continue  # the writer is alive
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue  # alive, owned by someone else
+            elif time.time() - temporary.stat().st_mtime < _ORPHAN_AGE_SECONDS:
+                continue
+            temporary.unlink()
+        except OSError:
+            pass  # removed meanwhile, or not ours to remove: the save itself does not depend on it
 
 
 def _pack(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -70,8 +125,11 @@ def _unpack(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    _check_finite(tensors, path)
+    metadata = {**metadata, _CHECKSUM_KEY: _checksum(tensors, metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_orphaned_temporaries(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata=metadata)
@@ -85,15 +143,20 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, s
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} does not exist; check the path or train first")
+    advice = "delete it and save or train again, or restore it from a good copy"
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint file {path} is truncated or corrupted ({error}); delete it and save or "
-            "train again, or restore it from a good copy"
-        ) from None
+    except (SafetensorError, OSError, RuntimeError, ValueError, UnicodeError, OverflowError) as error:
+        raise CheckpointError(f"checkpoint file {path} is truncated or corrupted ({error}); {advice}") from None
+    if _CHECKSUM_KEY in metadata:
+        if metadata[_CHECKSUM_KEY] != _checksum(tensors, metadata):
+            raise CheckpointError(f"checkpoint file {path} is corrupted (its checksum does not match "
+                                  f"its content); {advice}")
+    elif _METADATA_KEY in metadata:
+        raise CheckpointError(f"checkpoint file {path} has no checksum (corrupted, or written by an "
+                              f"older tlcourse); {advice}")
     return tensors, metadata
 
 
@@ -111,6 +174,7 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
 
     Raises:
         TypeError: if a value is not a tensor.
+        CheckpointError: if a tensor holds NaN or infinite values (nothing is written).
 
     Example:
         >>> import tempfile, pathlib
@@ -118,6 +182,8 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
         >>> _ = save_state_dict(torch.nn.Linear(2, 1).state_dict(), p); sorted(load_state_dict(p))
         ['bias', 'weight']
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"state_dict[{key!r}] is a {type(value).__name__}, expected a tensor")
@@ -162,6 +228,10 @@ def check_state_dict_matches(model: torch.nn.Module, state_dict: Mapping[str, to
     Example:
         >>> check_state_dict_matches(torch.nn.Linear(2, 1), torch.nn.Linear(2, 1).state_dict())
     """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -172,9 +242,9 @@ def check_state_dict_matches(model: torch.nn.Module, state_dict: Mapping[str, to
             f"{' ...' if len(unexpected) > 5 else ''}"
         )
     wrong = [
-        f"{k}: model {tuple(expected[k].shape)} vs checkpoint {tuple(state_dict[k].shape)}"
+        f"{k}: model {tuple(expected[k].shape)} vs checkpoint {tuple(getattr(state_dict[k], 'shape', ()))}"
         for k in expected
-        if tuple(expected[k].shape) != tuple(state_dict[k].shape)
+        if tuple(expected[k].shape) != tuple(getattr(state_dict[k], "shape", ()))
     ]
     if wrong:
         raise CheckpointError(f"checkpoint shapes do not match the model: {'; '.join(wrong[:5])}")
@@ -193,6 +263,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
 
     Raises:
         TypeError: if the state holds an object that is not a tensor or a plain value.
+        CheckpointError: if a tensor holds NaN or infinite values (nothing is written).
 
     Example:
         >>> import tempfile, pathlib
@@ -200,6 +271,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
         >>> _ = save_checkpoint(p, {"epoch": 1, "w": torch.ones(2)}); load_checkpoint(p)["epoch"]
         1
     """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a mapping (e.g. {{'model': ..., 'epoch': 1}}), got {type(state).__name__}")
     tensors: dict[str, torch.Tensor] = {}
     document = _pack(dict(state), "", tensors)
     path = Path(path)

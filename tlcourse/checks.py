@@ -3,9 +3,16 @@ and the value given."""
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_int"]
+import torch
+from torch import nn
+
+__all__ = ["check_int", "describe", "check_module", "check_tensor", "check_sequence", "check_number",
+           "check_optimizer_covers"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -34,3 +41,130 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
         expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
+
+
+def describe(value: Any) -> str:
+    """``value`` in a few words for an error message.
+
+    Args:
+        value: anything.
+
+    Returns:
+        The type, plus dtype and shape for a tensor or a short ``repr`` otherwise.
+
+    Example:
+        >>> describe(torch.zeros(2, 3))
+        'a torch.float32 tensor of shape (2, 3)'
+        >>> describe(None)
+        'NoneType None'
+    """
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def check_module(name: str, value: Any) -> None:
+    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the argument.
+
+    Example:
+        >>> check_module("model", nn.Linear(1, 1))
+    """
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be an nn.Module, got {describe(value)}")
+
+
+def check_tensor(name: str, value: Any, dim: int | None = None) -> None:
+    """Raise unless ``value`` is a tensor (with ``dim`` dimensions when given).
+
+    Args:
+        name: the argument's name.
+        value: the argument.
+        dim: the number of dimensions required, or ``None``.
+
+    Example:
+        >>> check_tensor("logits", torch.zeros(2, 3), dim=2)
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
+    if dim is not None and value.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimension(s), got shape {tuple(value.shape)}")
+
+
+def check_sequence(name: str, value: Any, non_empty: bool = True) -> list:
+    """Return ``value`` as a list, or raise unless it is a non-string sequence (non-empty if asked).
+
+    Args:
+        name: the argument's name.
+        value: the argument (a list, tuple or other sequence; a mapping or a string is refused).
+        non_empty: also refuse an empty sequence.
+
+    Returns:
+        ``list(value)``.
+
+    Example:
+        >>> check_sequence("state_dicts", ({"w": 1},))
+        [{'w': 1}]
+    """
+    if isinstance(value, (str, bytes, Mapping, torch.Tensor)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list, got {describe(value)}")
+    if non_empty and len(value) == 0:
+        raise ValueError(f"{name} is empty: expected at least one element")
+    return list(value)
+
+
+def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                 integer: bool = False) -> None:
+    """Raise unless ``value`` is a finite number (an int if ``integer``) in ``[low, high]``.
+
+    Args:
+        name: the argument's name.
+        value: the argument; ``bool`` and NaN are refused.
+        low: smallest allowed value.
+        high: largest allowed value.
+        integer: require an ``int``.
+
+    Example:
+        >>> check_number("alpha", 0.5, 0.0, 1.0)
+    """
+    kind = numbers.Integral if integer else numbers.Real  # numpy scalars included
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {describe(value)}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+
+
+def check_optimizer_covers(model: nn.Module, optimizer: Any) -> None:
+    """Raise unless ``optimizer`` is an optimizer whose parameters all belong to ``model``.
+
+    An optimizer built before a head was replaced still holds the old head's parameters and would
+    silently never train the new head.
+
+    Args:
+        model: the network about to be trained.
+        optimizer: the optimizer meant to train it.
+
+    Raises:
+        TypeError: if ``optimizer`` is not a ``torch.optim.Optimizer``.
+        ValueError: naming how many parameters are foreign and which trainable ones it misses.
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> check_optimizer_covers(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
+    in_model = {id(p) for p in model.parameters()}
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if in_optimizer and not in_optimizer - in_model:
+        return
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in in_optimizer]
+    raise ValueError(
+        f"optimizer holds {len(in_optimizer - in_model)} parameter(s) that are not in the model (was it "
+        f"built before a layer such as the head was replaced?); trainable parameters it misses: "
+        f"{missing[:5]}{' ...' if len(missing) > 5 else ''}. Build the optimizer after the last change "
+        "to the model"
+    )

@@ -44,12 +44,15 @@ def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None
             explicitly when it matters (e.g. ``[0, 1]``).
 
     Raises:
+        TypeError: ``texts`` is a single string instead of a list of them.
         ValueError: empty ``texts``, a non-string text, a length mismatch, or a label outside
             ``label_set``.
 
     Example:
         >>> validate_texts_and_labels(["good", "bad"], [1, 0], [0, 1])
     """
+    if isinstance(texts, str):  # a lone string would be read as a list of its characters
+        raise TypeError(f"texts must be a list of strings, got a single string {texts[:40]!r}; wrap it: [text]")
     if len(texts) == 0:
         raise ValueError("texts is empty: a text data set needs at least one document")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
