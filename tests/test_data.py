@@ -109,3 +109,44 @@ def _write_rotten_tomatoes(path, films: int, per_film: int) -> None:
     rows.append("plot,A summary that is not a review.,movie0,True")
     with bz2.open(path, "wt", encoding="utf-8") as handle:
         handle.write("\n".join(rows) + "\n")
+
+
+def test_sst2_write_is_atomic_and_a_failed_rewrite_keeps_the_old_cache(tmp_path, monkeypatch):
+    import json as json_module
+
+    save_sst2({"train": (["good film"], [1]), "validation": (["bad", "fine"], [0, 1])}, root=tmp_path)
+    real_dumps = json_module.dumps
+    calls = []
+
+    def failing_dumps(obj, *args, **kwargs):
+        calls.append(obj)
+        if len(calls) == 3:  # fail in the middle of the rewrite
+            raise OSError("disk full")
+        return real_dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr("tlcourse.data.json.dumps", failing_dumps)
+    with pytest.raises(OSError, match="disk full"):
+        save_sst2({"train": (["a", "b", "c"], [0, 1, 0]), "validation": (["d", "e"], [1, 0])}, root=tmp_path)
+    monkeypatch.setattr("tlcourse.data.json.dumps", real_dumps)
+    assert load_sst2("train", root=tmp_path) == (["good film"], [1])
+    assert load_sst2("validation", root=tmp_path) == (["bad", "fine"], [0, 1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "validation.jsonl"]
+
+
+def test_sst2_truncated_cache_file_is_explained(tmp_path):
+    save_sst2({"train": (["good film"], [1]), "validation": (["bad"], [0])}, root=tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"sentence": "good fi', encoding="utf-8")
+    with pytest.raises(AssetUnavailableError, match=r"train\.jsonl is corrupted at line 1.*fetch sst2"):
+        load_sst2("train", root=tmp_path)
+
+
+@pytest.mark.parametrize("splits, error, message", [
+    ({"train": ("good film", [1] * 9)}, TypeError, "split 'train': texts must be a list of strings, got str"),
+    ({"test": (["a"], [1])}, ValueError, "split names must be 'train' or 'validation', got 'test'"),
+    ({"train": (["a"], [2])}, ValueError, r"split 'train': labels must be 0 or 1, got \[2\]"),
+    ([("train", (["a"], [1]))], TypeError, "splits must be a dict.*got list"),
+])
+def test_save_sst2_rejects_bad_input(tmp_path, splits, error, message):
+    with pytest.raises(error, match=message):
+        save_sst2(splits, root=tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -14,6 +14,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
@@ -155,17 +156,42 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
     Returns:
         The folder written.
 
+    Raises:
+        TypeError: if a split's texts are not a list of strings (a single string included).
+        ValueError: for another split name, texts and labels of different lengths, or labels not 0/1.
+
+    Every file is written to a temporary name and renamed into place only once all splits are
+    complete, so a failed or killed write never leaves a truncated file that counts as cached.
+
     Example:
         >>> # save_sst2({"train": (["good"], [1]), "validation": (["bad"], [0])})
     """
-    root = Path(root) if root is not None else cache_dir() / "sst2"
-    root.mkdir(parents=True, exist_ok=True)
+    if not isinstance(splits, dict):
+        raise TypeError(f"splits must be a dict of split name -> (texts, labels), got {type(splits).__name__}")
     for split, (texts, labels) in splits.items():
+        if split not in ("train", "validation"):
+            raise ValueError(f"split names must be 'train' or 'validation', got {split!r}")
+        if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+            raise TypeError(f"split {split!r}: texts must be a list of strings, got {type(texts).__name__}")
         if len(texts) != len(labels):
             raise ValueError(f"split {split!r} has {len(texts)} texts but {len(labels)} labels")
-        with open(root / f"{split}.jsonl", "w", encoding="utf-8") as handle:
-            for text, label in zip(texts, labels):
-                handle.write(json.dumps({"sentence": text, "label": int(label)}) + "\n")
+        if any(int(label) not in (0, 1) or int(label) != label for label in labels):
+            raise ValueError(f"split {split!r}: labels must be 0 or 1, got {sorted(set(labels))[:5]}")
+    root = Path(root) if root is not None else cache_dir() / "sst2"
+    root.mkdir(parents=True, exist_ok=True)
+    written: dict[Path, Path] = {}  # final file -> its complete temporary
+    try:
+        for split, (texts, labels) in splits.items():
+            temporary = root / f".{split}.jsonl.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                for text, label in zip(texts, labels):
+                    handle.write(json.dumps({"sentence": text, "label": int(label)}) + "\n")
+            written[root / f"{split}.jsonl"] = temporary
+        for final, temporary in written.items():
+            os.replace(temporary, final)  # atomic: the old file or the complete new one
+    finally:  # nothing half-written stays behind, whatever failed
+        for split in splits:
+            (root / f".{split}.jsonl.{os.getpid()}.tmp").unlink(missing_ok=True)
     return root
 
 
@@ -194,10 +220,15 @@ def load_sst2(split: str, root: str | Path | None = None) -> tuple[list[str], li
         raise AssetUnavailableError(f"SST-2 {split} is not in {file}; run: python -m tlcourse fetch sst2")
     texts, labels = [], []
     with open(file, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            texts.append(row["sentence"])
-            labels.append(int(row["label"]))
+        for number, line in enumerate(handle, start=1):
+            try:
+                row = json.loads(line)
+                texts.append(str(row["sentence"]))
+                labels.append(int(row["label"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                raise AssetUnavailableError(
+                    f"SST-2 cache file {file} is corrupted at line {number} ({error}); delete it and "
+                    "run: python -m tlcourse fetch sst2") from None
     return texts, labels
 
 
