@@ -146,7 +146,10 @@ def load_image_model(profile: Profile, num_classes: int) -> LoadedImageModel:
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> load_image_model(get_profile("smoke"), 10).head in ("classifier.6", "_fc")
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stdout(io.StringIO()):  # the stand-in is announced in one line
+        ...     loaded = load_image_model(get_profile("smoke"), 10)
+        >>> loaded.head in ("classifier.6", "_fc")
         True
     """
     asset = resolve("vgg16-imagenet", profile)
