@@ -2,7 +2,6 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from tlcourse.chapters.concepts import plot_budget_curves
 from tlcourse.history import History
 from tlcourse.plotting import (
     plot_confusion_matrix,
@@ -43,11 +42,10 @@ def test_image_grid_undoes_normalisation():
     plt.close("all")
 
 
-def test_plots_return_figures():
-    assert plot_transfer_vocabulary().axes
-    table = [{"budget": 1, "strategy": "scratch", "mean": 0.5, "std": 0.1},
-             {"budget": 10, "strategy": "scratch", "mean": 0.8, "std": 0.05}]
-    figure = plot_budget_curves(table)
-    assert figure.axes[0].get_xlabel() == "labelled target examples per class"
-    with pytest.raises(ValueError, match="empty"):
-        plot_budget_curves([])
+def test_transfer_vocabulary_names_every_concept_on_the_given_axes():
+    figure, ax = plt.subplots()
+    assert plot_transfer_vocabulary(ax=ax) is figure
+    drawn = " ".join(text.get_text() for text in ax.texts).lower()
+    for term in ("source", "target", "shared", "task-specific", "pretrain", "fine-tune", "negative transfer"):
+        assert term in drawn, term
+    plt.close("all")
