@@ -1,7 +1,7 @@
 """Losses written out from their formulas, for the chapter on the mathematics of fine-tuning.
 
 Each function is the formula of one equation of ``book/math.md``, computed in a numerically stable
-way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/test_losses.py``:
+way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/chapters/test_math_losses.py``:
 
 * :func:`log_softmax` and :func:`softmax_cross_entropy` (log-sum-exp form, optional label
   smoothing),
@@ -21,45 +21,31 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from tlcourse.checks import check_module, check_number, check_tensor, describe
 from tlcourse.profiles import Profile, settings_for
 
-__all__ = [
-    "log_softmax",
-    "softmax_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "softmax_cross_entropy_gradient",
-    "l2_sp_penalty",
-    "PenalisedLoss",
-    "TwoLayerCache",
-    "two_layer_forward",
-    "two_layer_backward",
-    "MathSettings",
-    "SETTINGS",
-    "settings",
-]
+__all__ = ["log_softmax", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
+           "softmax_cross_entropy_gradient", "l2_sp_penalty", "PenalisedLoss", "TwoLayerCache",
+           "two_layer_forward", "two_layer_backward", "MathSettings", "SETTINGS", "settings"]
 
 
 def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     """Raise ValueError unless ``logits`` is ``(N, K)`` float and ``labels`` is ``(N,)`` in ``[0, K)``."""
-    if not isinstance(logits, torch.Tensor) or not isinstance(labels, torch.Tensor):
-        raise TypeError("logits and labels must be torch.Tensor")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+    check_tensor("logits", logits)
+    check_tensor("labels", labels)
+    if logits.dim() != 2 or logits.shape[1] == 0:
+        raise ValueError(f"logits must have shape (batch, classes >= 1), got {tuple(logits.shape)}")
     if not logits.is_floating_point():
-        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+        raise TypeError(f"logits must be floating point, got {logits.dtype}")
     if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"labels must have shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
-            f"got {tuple(labels.shape)}"
-        )
+        raise ValueError(f"labels must have shape ({logits.shape[0]},) to match logits "
+                         f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise ValueError(f"labels must be integer class indices, got {labels.dtype}")
+        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
     num_classes = logits.shape[1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(
-            f"labels out of range: expected values in [0, {num_classes - 1}], "
-            f"got min {int(labels.min())} and max {int(labels.max())}"
-        )
+        raise ValueError(f"labels out of range: expected values in [0, {num_classes - 1}], "
+                         f"got min {int(labels.min())} and max {int(labels.max())}")
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -79,7 +65,9 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
         tensor([[1., 0.]])
     """
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise TypeError("logits must be a floating point torch.Tensor")
+        raise TypeError(f"logits must be a floating point torch.Tensor, got {describe(logits)}")
+    if logits.numel() == 0:
+        return logits.clone()  # an empty batch (or zero classes): nothing to normalise, like torch
     shift = logits.max(dim=-1, keepdim=True).values.detach()  # (..., 1), a constant for autograd
     shifted = logits - shift
     return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
@@ -103,38 +91,38 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
 
     Raises:
         ValueError: on wrong shapes, labels out of range, bad smoothing or reduction.
+        TypeError: on a non-tensor, float labels or integer logits.
 
     Example:
         >>> softmax_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]))
         tensor(1.3863)
     """
     _check_logits_and_labels(logits, labels)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    check_number("label_smoothing", label_smoothing, 0.0, 1.0)
     log_probs = log_softmax(logits)  # (N, K)
     nll = -log_probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)  # (N,)
+    if label_smoothing == 0.0:  # no uniform term: 0 * inf would make NaN at a -inf logit
+        return _reduce(nll, reduction)
     uniform = -log_probs.mean(dim=1)  # (N,): cross-entropy against the uniform distribution
     losses = (1.0 - label_smoothing) * nll + label_smoothing * uniform
     return _reduce(losses, reduction)
 
 
 def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Apply ``"mean"``, ``"sum"`` or ``"none"`` to per-example losses."""
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "none":
-        return losses
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    """Apply ``"mean"`` (NaN for no examples, as in torch), ``"sum"`` or ``"none"``."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
 
 def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor,
                                      reduction: str = "mean") -> torch.Tensor:
-    """Binary cross-entropy of a sigmoid output, ``max(s, 0) - s t + log(1 + exp(-|s|))``.
+    """Binary cross-entropy of a sigmoid output, ``(1 - t) s + log(1 + exp(-s))``.
 
-    This is ``-t log sigmoid(s) - (1 - t) log(1 - sigmoid(s))`` rewritten so that no ``exp``
-    overflows.
+    This is ``-t log sigmoid(s) - (1 - t) log(1 - sigmoid(s))``. The last term is the log-sum-exp
+    of ``(0, -s)``, computed like :func:`log_softmax` with the shift ``m = max(0, -s)`` held
+    constant: no ``exp`` overflows, and the gradient is ``sigmoid(s) - t`` everywhere, at ``s = 0``
+    too (the form ``max(s, 0) + log(1 + exp(-|s|))`` has kinks there, where autograd picks ``-t``).
 
     Args:
         logits: float tensor ``s`` of any shape.
@@ -145,23 +133,26 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor
         A scalar, or per-element losses for ``reduction="none"``.
 
     Raises:
-        ValueError: on a shape mismatch or targets outside ``[0, 1]``.
+        ValueError: on a shape mismatch, targets outside ``[0, 1]`` (NaN included) or a bad reduction.
+        TypeError: on a non-tensor or integer logits.
 
     Example:
         >>> binary_cross_entropy_with_logits(torch.zeros(3), torch.ones(3))
         tensor(0.6931)
     """
-    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise TypeError("logits and targets must be torch.Tensor")
+    check_tensor("logits", logits)
+    check_tensor("targets", targets)
     if logits.shape != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
                          "must have the same shape")
     if not logits.is_floating_point():
-        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+        raise TypeError(f"logits must be floating point, got {logits.dtype}")
     targets = targets.to(logits.dtype)
-    if targets.numel() and (float(targets.min()) < 0.0 or float(targets.max()) > 1.0):
-        raise ValueError("targets must lie in [0, 1]")
-    losses = logits.clamp(min=0) - logits * targets + torch.log1p(torch.exp(-logits.abs()))
+    outside = (targets < 0) | (targets > 1) | targets.isnan()
+    if bool(outside.any()):
+        raise ValueError(f"targets must lie in [0, 1], got {float(targets[outside][0])}")
+    shift = (-logits).clamp(min=0).detach()  # m = max(0, -s), a constant for autograd
+    losses = (1.0 - targets) * logits + shift + torch.log(torch.exp(-shift) + torch.exp(-logits - shift))
     return _reduce(losses, reduction)
 
 
@@ -182,6 +173,7 @@ def softmax_cross_entropy_gradient(logits: torch.Tensor, labels: torch.Tensor,
         tensor([[-0.5000,  0.5000]])
     """
     _check_logits_and_labels(logits, labels)
+    check_number("label_smoothing", label_smoothing, 0.0, 1.0)
     num_examples, num_classes = logits.shape
     one_hot = torch.nn.functional.one_hot(labels.long(), num_classes).to(logits.dtype)  # (N, K)
     target = (1.0 - label_smoothing) * one_hot + label_smoothing / num_classes
@@ -204,14 +196,18 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
         Scalar tensor, differentiable w.r.t. ``parameters``.
 
     Raises:
-        ValueError: if a reference name is missing or shapes differ, or ``strength < 0``.
+        ValueError: if a reference name is missing or shapes differ, or ``strength`` is negative
+            or not finite.
+        TypeError: on non-mappings or non-tensors.
 
     Example:
         >>> l2_sp_penalty({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 1.0)
         tensor(1.)
     """
-    if strength < 0:
-        raise ValueError(f"strength must be non-negative, got {strength}")
+    check_number("strength", strength, low=0.0)
+    if not isinstance(parameters, Mapping) or not isinstance(reference, Mapping):
+        raise TypeError(f"parameters and reference must be mappings of names to tensors, got "
+                        f"{describe(parameters)} and {describe(reference)}")
     if not reference:
         raise ValueError("reference is empty: pass at least one pretrained tensor")
     total: torch.Tensor | None = None
@@ -219,6 +215,8 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
         if name not in parameters:
             raise ValueError(f"parameter {name!r} from reference is missing in parameters")
         current = parameters[name]
+        check_tensor(f"parameters[{name!r}]", current)
+        check_tensor(f"reference[{name!r}]", anchor)
         if current.shape != anchor.shape:
             raise ValueError(f"shape mismatch for {name!r}: {tuple(current.shape)} vs "
                              f"{tuple(anchor.shape)}")
@@ -251,12 +249,15 @@ class PenalisedLoss:
 
     def __init__(self, model: nn.Module, names: list[str], strength: float,
                  toward_zero: bool = False, label_smoothing: float = 0.0) -> None:
+        check_module("model", model)
+        if isinstance(names, str) or not names:
+            raise TypeError(f"names must be a non-empty list of parameter names, got {names!r:.60}")
         parameters = dict(model.named_parameters())
         unknown = [name for name in names if name not in parameters]
         if unknown:
-            raise ValueError(f"unknown parameter names: {unknown[:3]}")
-        if strength < 0:
-            raise ValueError(f"strength must be non-negative, got {strength}")
+            raise ValueError(f"unknown parameter names: {unknown[:3]}; the model has {list(parameters)[:5]}")
+        check_number("strength", strength, low=0.0)
+        check_number("label_smoothing", label_smoothing, 0.0, 1.0)
         self.model = model
         self.strength = strength
         self.label_smoothing = label_smoothing
@@ -313,9 +314,12 @@ def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
         >>> two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)[0]
         tensor(1.3863)
     """
-    missing = {"W1", "b1", "W2", "b2"} - set(weights)
+    check_tensor("inputs", inputs)
+    missing = {"W1", "b1", "W2", "b2"} - set(weights if isinstance(weights, Mapping) else ())
     if missing:
-        raise ValueError(f"weights is missing {sorted(missing)}")
+        raise ValueError(f"weights must map 'W1', 'b1', 'W2', 'b2' to tensors; missing {sorted(missing)}")
+    for key in ("W1", "b1", "W2", "b2"):
+        check_tensor(f"weights[{key!r}]", weights[key])
     w1, b1, w2, b2 = weights["W1"], weights["b1"], weights["W2"], weights["b2"]
     if inputs.dim() != 2 or w1.dim() != 2 or w2.dim() != 2:
         raise ValueError("inputs, W1 and W2 must be matrices")
@@ -351,6 +355,8 @@ def two_layer_backward(cache: TwoLayerCache,
         >>> two_layer_backward(c, w)["b2"]
         tensor([-0.7500,  0.2500,  0.2500,  0.2500])
     """
+    if not isinstance(cache, TwoLayerCache):
+        raise TypeError(f"cache must be the TwoLayerCache from two_layer_forward, got {describe(cache)}")
     grad_logits = softmax_cross_entropy_gradient(cache.logits, cache.labels)  # (N, K), has 1/N
     grad_w2 = grad_logits.T @ cache.hidden  # (K, H)
     grad_b2 = grad_logits.sum(dim=0)  # (K,)
