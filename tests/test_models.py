@@ -79,3 +79,13 @@ def test_sentence_classifier_mean_pooling_ignores_padding(tiny_folder):
     torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="pooling"):
         SentenceClassifier(encoder, 2, pooling="max")
+
+
+def test_loading_a_text_model_prints_no_progress_bar_or_report(tiny_folder, capfd):
+    from transformers.utils import logging as hf_logging
+
+    load_text_encoder(tiny_folder)
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert captured.out == ""
+    assert hf_logging.is_progress_bar_enabled()  # the setting is restored afterwards

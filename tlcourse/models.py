@@ -203,12 +203,16 @@ def _quiet_loading():
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on the rendered page
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         hf_logging.set_verbosity(previous)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def load_text_classifier(source: str, num_labels: int, **kwargs: Any) -> tuple[Any, nn.Module]:
