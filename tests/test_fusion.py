@@ -128,11 +128,11 @@ def test_bad_inputs_raise() -> None:
         interpolate(first, {"w": torch.zeros(2)}, 0.5)
     with pytest.raises(ValueError, match="mismatched shapes"):
         uniform_soup([first, {"w": torch.zeros(3), "b": torch.zeros(1)}])
-    with pytest.raises(ValueError, match="empty list"):
+    with pytest.raises(ValueError, match="state_dicts is empty: expected at least one element"):
         uniform_soup([])
-    with pytest.raises(ValueError, match="empty list"):
+    with pytest.raises(ValueError, match="state_dicts is empty"):
         greedy_soup([], lambda state: 0.0)
-    with pytest.raises(ValueError, match="empty list"):
+    with pytest.raises(ValueError, match="logits_list is empty"):
         average_probabilities([])
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
         interpolate(first, first, 1.5)
@@ -165,3 +165,37 @@ def test_interpolation_path_matches_loading_each_point_by_hand() -> None:
         assert torch.equal(value, before[key])
     with pytest.raises(ValueError, match="alpha"):
         interpolation_path(template, start.state_dict(), end.state_dict(), [1.5], data)
+
+
+def test_non_finite_weights_and_scores_are_refused() -> None:
+    import math
+
+    from tlcourse.fusion import average_state_dicts, greedy_soup, weighted_ensemble
+
+    states = [{"w": torch.zeros(2)}, {"w": torch.ones(2)}]
+    with pytest.raises(ValueError, match=r"weights must be finite and non-negative with a positive sum, got \[nan, 1.0\]"):
+        average_state_dicts(states, [math.nan, 1.0])
+    with pytest.raises(ValueError, match="weights must be finite.*inf"):
+        average_state_dicts(states, [math.inf, 1.0])
+    with pytest.raises(ValueError, match=r"weights must be non-negative and sum to 1, got \[nan, 0.5\]"):
+        weighted_ensemble([torch.zeros(1, 2), torch.zeros(1, 2)], [math.nan, 0.5])
+    with pytest.raises(ValueError, match=r"evaluate_fn returned nan for state_dicts\[1\]: expected a finite score"):
+        greedy_soup(states, lambda state: math.nan if float(state["w"][0]) == 1.0 else 0.5)
+    with pytest.raises(ValueError, match=r"evaluate_fn returned nan for the soup of \[1, 0\]"):
+        greedy_soup(states, lambda state: {0.0: 0.5, 1.0: 0.7}.get(float(state["w"][0]), math.nan))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: uniform_soup(None), TypeError, "state_dicts must be a list, got NoneType"),
+    (lambda: uniform_soup([]), ValueError, "state_dicts is empty"),
+    (lambda: uniform_soup([{"w": torch.ones(1)}, [1.0]]), TypeError, r"state_dicts\[1\] must be a state dict"),
+    (lambda: interpolate({"w": torch.ones(1)}, {"w": torch.ones(1)}, None), TypeError, "alpha must be a number, got NoneType"),
+    (lambda: interpolate({"w": torch.ones(1)}, {"w": torch.ones(1)}, float("nan")), ValueError, "alpha must be a finite number.*got nan"),
+    (lambda: interpolate(None, {"w": torch.ones(1)}, 0.5), TypeError, "pretrained must be a state dict"),
+    (lambda: average_logits("logits"), TypeError, "logits_list must be a list, got str"),
+    (lambda: average_probabilities([torch.zeros(1, 2), [[0.0, 1.0]]]), TypeError, r"logits_list\[1\] must be a torch.Tensor, got list"),
+    (lambda: state_dict_accuracy(None, {}, []), TypeError, "model must be an nn.Module, got NoneType"),
+])
+def test_bad_arguments_are_named(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()

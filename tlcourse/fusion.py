@@ -19,6 +19,7 @@ Output-space functions take a list of logits tensors of shape ``(N, C)``, one pe
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,31 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlcourse.checks import check_module, check_number, check_sequence, check_tensor
 from tlcourse.train import evaluate
 
-__all__ = [
-    "StateDict",
-    "check_compatible",
-    "interpolate",
-    "average_state_dicts",
-    "uniform_soup",
-    "GreedySoupResult",
-    "greedy_soup",
-    "average_probabilities",
-    "average_logits",
-    "weighted_ensemble",
-    "fit_ensemble_weights",
-    "state_dict_accuracy",
-    "interpolation_path",
-]
+__all__ = ["StateDict", "check_compatible", "interpolate", "average_state_dicts", "uniform_soup",
+           "GreedySoupResult", "greedy_soup", "average_probabilities", "average_logits",
+           "weighted_ensemble", "fit_ensemble_weights", "state_dict_accuracy", "interpolation_path"]
 
 StateDict = Mapping[str, torch.Tensor]
 
 
 def _check_list(state_dicts: Sequence[StateDict]) -> list[StateDict]:
-    state_dicts = list(state_dicts)
-    if not state_dicts:
-        raise ValueError("expected at least one state dict, got an empty list")
+    state_dicts = check_sequence("state_dicts", state_dicts)
+    for index, state in enumerate(state_dicts):
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dicts[{index}] must be a state dict (names -> tensors), got {type(state).__name__}")
     for index, state in enumerate(state_dicts[1:], start=1):
         check_compatible(state_dicts[0], state, names=("state_dicts[0]", f"state_dicts[{index}]"))
     return state_dicts
@@ -70,6 +61,9 @@ def check_compatible(first: StateDict, second: StateDict, names: tuple[str, str]
     Example:
         >>> check_compatible({"w": torch.zeros(2)}, {"w": torch.ones(2)})
     """
+    for label, state in zip(names, (first, second)):
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{label} must be a state dict (names -> tensors), got {type(state).__name__}")
     if set(first) != set(second):
         only_first = sorted(set(first) - set(second))[:5]
         only_second = sorted(set(second) - set(first))[:5]
@@ -99,6 +93,7 @@ def interpolate(pretrained: StateDict, finetuned: StateDict, alpha: float) -> di
         >>> interpolate({"w": torch.zeros(2)}, {"w": torch.ones(2)}, 0.25)["w"]
         tensor([0.2500, 0.2500])
     """
+    check_number("alpha", alpha)
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -140,8 +135,8 @@ def average_state_dicts(state_dicts: Sequence[StateDict], weights: Sequence[floa
         weight_tensor = torch.as_tensor(list(weights), dtype=torch.float64)
         if weight_tensor.shape != (len(state_dicts),):
             raise ValueError(f"expected {len(state_dicts)} weights, got {tuple(weight_tensor.shape)}")
-        if (weight_tensor < 0).any() or weight_tensor.sum() <= 0:
-            raise ValueError("weights must be non-negative with a positive sum")
+        if not bool(torch.isfinite(weight_tensor).all()) or (weight_tensor < 0).any() or weight_tensor.sum() <= 0:
+            raise ValueError(f"weights must be finite and non-negative with a positive sum, got {weight_tensor.tolist()}")
         weight_tensor = weight_tensor / weight_tensor.sum()
     result: dict[str, torch.Tensor] = {}
     for key, first in state_dicts[0].items():
@@ -214,24 +209,32 @@ def greedy_soup(state_dicts: Sequence[StateDict], evaluate_fn: Callable[[StateDi
         [0]
     """
     state_dicts = _check_list(state_dicts)
-    scores = [float(evaluate_fn(state)) for state in state_dicts]
+    scores = [_finite_score(evaluate_fn(state), f"state_dicts[{index}]") for index, state in enumerate(state_dicts)]
     order = sorted(range(len(state_dicts)), key=lambda index: -scores[index])
     chosen = [order[0]]
     best_score = scores[order[0]]
     soup = {key: value.clone() for key, value in state_dicts[order[0]].items()}
     for index in order[1:]:
         candidate = average_state_dicts([state_dicts[i] for i in chosen + [index]])
-        candidate_score = float(evaluate_fn(candidate))
+        candidate_score = _finite_score(evaluate_fn(candidate), f"the soup of {chosen + [index]}")
         if candidate_score >= best_score:
             chosen.append(index)
             best_score, soup = candidate_score, candidate
     return GreedySoupResult(state_dict=soup, chosen=chosen, individual_scores=scores, score=best_score)
 
 
+def _finite_score(score: float, what: str) -> float:
+    # A NaN score would compare False with everything and silently steer the greedy choice.
+    value = float(score)
+    if not math.isfinite(value):
+        raise ValueError(f"evaluate_fn returned {value} for {what}: expected a finite score")
+    return value
+
+
 def _stack_logits(logits_list: Sequence[torch.Tensor]) -> torch.Tensor:
-    logits_list = list(logits_list)
-    if not logits_list:
-        raise ValueError("expected at least one logits tensor, got an empty list")
+    logits_list = check_sequence("logits_list", logits_list)
+    for index, logits in enumerate(logits_list):
+        check_tensor(f"logits_list[{index}]", logits)
     shapes = {tuple(logits.shape) for logits in logits_list}
     if len(shapes) != 1:
         raise ValueError(f"mismatched shapes of logits: {sorted(shapes)}")
@@ -300,7 +303,7 @@ def weighted_ensemble(logits_list: Sequence[torch.Tensor], weights: torch.Tensor
     weights = torch.as_tensor(weights, dtype=torch.float32).flatten()
     if weights.numel() != stacked.shape[0]:
         raise ValueError(f"expected {stacked.shape[0]} weights, got {weights.numel()}")
-    if (weights < 0).any() or abs(float(weights.sum()) - 1.0) > 1e-4:
+    if not bool(torch.isfinite(weights).all()) or (weights < 0).any() or abs(float(weights.sum()) - 1.0) > 1e-4:
         raise ValueError(f"weights must be non-negative and sum to 1, got {weights.tolist()}")
     return torch.einsum("m,mnc->nc", weights, stacked.softmax(dim=-1))
 
@@ -367,6 +370,7 @@ def state_dict_accuracy(model: nn.Module, state_dict: StateDict, loader: Iterabl
         >>> 0 <= state_dict_accuracy(net, net.state_dict(), [(torch.ones(3, 2), torch.zeros(3, dtype=torch.long))]) <= 1
         True
     """
+    check_module("model", model)
     network = copy.deepcopy(model)
     network.load_state_dict(dict(state_dict))
     return float(evaluate(network, loader, device=device)["accuracy"])
@@ -399,6 +403,7 @@ def interpolation_path(model: nn.Module, start: StateDict, end: StateDict, alpha
         >>> [row["alpha"] for row in interpolation_path(net, net.state_dict(), net.state_dict(), [0.0, 1.0], data)]
         [0.0, 1.0]
     """
+    check_module("model", model)
     network = copy.deepcopy(model)
     rows = []
     for alpha in alphas:

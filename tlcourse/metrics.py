@@ -6,6 +6,7 @@ Functions take either logits ``(N, K)`` or predicted labels ``(N,)``, and intege
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,10 +29,19 @@ __all__ = [
 
 def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     predictions = torch.as_tensor(predictions)
+    if predictions is None or targets is None:
+        raise TypeError(f"predictions and targets must be tensors, got {type(predictions).__name__} "
+                        f"and {type(targets).__name__}")
     targets = torch.as_tensor(targets)
     if predictions.dim() == 2:
+    # Float labels would be truncated silently by .long() (0.9 -> 0): refuse them.
+    if targets.is_floating_point() or targets.is_complex():
+        raise TypeError(f"targets must be integer class labels, got dtype {targets.dtype}")
         predictions = predictions.argmax(dim=1)  # logits (N, K) -> labels (N,)
     if predictions.dim() != 1 or targets.dim() != 1 or predictions.shape != targets.shape:
+    elif predictions.is_floating_point():
+        raise TypeError(f"predictions must be logits (N, K) or integer labels (N,), got a "
+                        f"{predictions.dtype} tensor of shape {tuple(predictions.shape)}")
         raise ValueError(f"expected predictions (N,) or logits (N, K) and targets (N,) with the same N; "
                          f"got {tuple(predictions.shape)} and {tuple(targets.shape)}")
     if predictions.numel() == 0:
@@ -79,6 +89,7 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
         [[1, 1], [0, 1]]
     """
     predictions, targets = _labels(predictions, targets)
+    check_int("num_classes", num_classes)
     for name, values in (("predictions", predictions), ("targets", targets)):
         if int(values.min()) < 0 or int(values.max()) >= num_classes:
             raise ValueError(f"{name} must be in [0, {num_classes - 1}], got {int(values.min())}..{int(values.max())}")
@@ -159,9 +170,13 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
         (0.6, 0.14142135623730948)
     """
     values = [float(v) for v in values]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"values must be a list of numbers, got {type(values).__name__}")
     if not values:
         raise ValueError("values is empty: expected at least one number")
     mean = sum(values) / len(values)
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"values must be finite numbers, got {values}")
     if len(values) == 1:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
@@ -186,6 +201,8 @@ def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: 
         [0]
     """
     if logits.dim() != 2 or targets.shape != (logits.shape[0],):
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError(f"logits and targets must be tensors, got {type(logits).__name__} and {type(targets).__name__}")
         raise ValueError(f"expected logits (N, K) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
     check_int("count", count)
     confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
@@ -214,8 +231,8 @@ def accuracy_standard_error(accuracy: float, count: int) -> float:
         >>> round(accuracy_standard_error(0.5, 100), 3)
         0.05
     """
-    if not 0 <= accuracy <= 1:
-        raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
+    if isinstance(accuracy, bool) or not isinstance(accuracy, numbers.Real) or not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
     check_int("count", count)
     return math.sqrt(accuracy * (1 - accuracy) / count)
 
