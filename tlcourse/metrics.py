@@ -28,20 +28,20 @@ __all__ = [
 
 
 def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    predictions = torch.as_tensor(predictions)
     if predictions is None or targets is None:
         raise TypeError(f"predictions and targets must be tensors, got {type(predictions).__name__} "
                         f"and {type(targets).__name__}")
+    predictions = torch.as_tensor(predictions)
     targets = torch.as_tensor(targets)
-    if predictions.dim() == 2:
     # Float labels would be truncated silently by .long() (0.9 -> 0): refuse them.
     if targets.is_floating_point() or targets.is_complex():
         raise TypeError(f"targets must be integer class labels, got dtype {targets.dtype}")
+    if predictions.dim() == 2:
         predictions = predictions.argmax(dim=1)  # logits (N, K) -> labels (N,)
-    if predictions.dim() != 1 or targets.dim() != 1 or predictions.shape != targets.shape:
     elif predictions.is_floating_point():
         raise TypeError(f"predictions must be logits (N, K) or integer labels (N,), got a "
                         f"{predictions.dtype} tensor of shape {tuple(predictions.shape)}")
+    if predictions.dim() != 1 or targets.dim() != 1 or predictions.shape != targets.shape:
         raise ValueError(f"expected predictions (N,) or logits (N, K) and targets (N,) with the same N; "
                          f"got {tuple(predictions.shape)} and {tuple(targets.shape)}")
     if predictions.numel() == 0:
@@ -88,8 +88,8 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
         >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
         [[1, 1], [0, 1]]
     """
-    predictions, targets = _labels(predictions, targets)
     check_int("num_classes", num_classes)
+    predictions, targets = _labels(predictions, targets)
     for name, values in (("predictions", predictions), ("targets", targets)):
         if int(values.min()) < 0 or int(values.max()) >= num_classes:
             raise ValueError(f"{name} must be in [0, {num_classes - 1}], got {int(values.min())}..{int(values.max())}")
@@ -169,14 +169,14 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
         >>> mean_and_std([0.5, 0.7])
         (0.6, 0.14142135623730948)
     """
-    values = [float(v) for v in values]
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"values must be a list of numbers, got {type(values).__name__}")
+    values = [float(v) for v in values]
     if not values:
         raise ValueError("values is empty: expected at least one number")
-    mean = sum(values) / len(values)
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"values must be finite numbers, got {values}")
+    mean = sum(values) / len(values)
     if len(values) == 1:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
@@ -200,9 +200,9 @@ def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: 
         >>> most_confident_mistakes(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]), 5).tolist()
         [0]
     """
-    if logits.dim() != 2 or targets.shape != (logits.shape[0],):
     if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
         raise TypeError(f"logits and targets must be tensors, got {type(logits).__name__} and {type(targets).__name__}")
+    if logits.dim() != 2 or targets.shape != (logits.shape[0],):
         raise ValueError(f"expected logits (N, K) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
     check_int("count", count)
     confidence, predicted = logits.float().softmax(dim=1).max(dim=1)
