@@ -39,3 +39,24 @@ def test_recompute_batchnorm_statistics_leaves_frozen_layers_alone() -> None:
     with torch.no_grad():  # the trainable layer sees inputs normalised with the frozen layer's stored statistics
         hidden = net[2](net[1].eval()(net[0](data)))
     torch.testing.assert_close(net[3].running_mean, hidden.mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_recompute_batchnorm_statistics_with_no_batches_keeps_the_statistics() -> None:
+    import pytest
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    net.train()
+    net(torch.randn(8, 2) * 5 + 3)  # running statistics far from the reset values 0 and 1
+    before = {k: v.clone() for k, v in net[1].state_dict().items()}
+    with pytest.raises(ValueError, match="loader yielded no batches.*left as they were"):
+        recompute_batchnorm_statistics(net, [])
+    for key, value in net[1].state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert net[1].momentum == 0.1
+    with pytest.raises(TypeError, match=r"loader must yield \(inputs, targets\) pairs, got Tensor"):
+        recompute_batchnorm_statistics(net, [torch.randn(4, 2)])
+    assert torch.equal(net[1].running_mean, before["running_mean"])
+    with pytest.raises(TypeError, match="model must be an nn.Module, got NoneType"):
+        recompute_batchnorm_statistics(None, [])
+    with pytest.raises(TypeError, match="model must be an nn.Module, got list"):
+        frozen_norms_to_eval([])

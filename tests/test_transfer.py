@@ -61,3 +61,20 @@ def test_replace_head_keeps_everything_before_it():
         replace_head(net, "1", 10)
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         replace_head(net, "4", 0)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: freeze(None), TypeError, "model must be an nn.Module, got NoneType"),
+    (lambda: unfreeze("model"), TypeError, "model must be an nn.Module, got str"),
+    (lambda: freeze(nn.Linear(1, 1), [1]), TypeError, r"prefixes must be parameter-name prefixes \(strings\), got \[1\]"),
+    (lambda: freeze(nn.Linear(1, 1), []), ValueError, "prefixes is empty"),
+    (lambda: freeze_first(None, 0), TypeError, "blocks must be a list, got NoneType"),
+    (lambda: freeze_first([nn.Linear(1, 1), "x"], 1), TypeError, r"blocks\[1\] must be an nn.Module, got str"),
+    (lambda: replace_head(nn.Sequential(nn.Linear(1, 1)), None, 2), TypeError, "path must be a dotted submodule name"),
+    (lambda: replace_head([], "0", 2), TypeError, "model must be an nn.Module, got list"),
+    (lambda: count_parameters("model"), TypeError, "model must be an nn.Module, got str"),
+    (lambda: trainable_parameter_names(None), TypeError, "model must be an nn.Module"),
+])
+def test_bad_arguments_are_named(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()

@@ -17,6 +17,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from tlcourse.checks import check_module
+
 __all__ = [
     "frozen_norms_to_eval",
     "recompute_batchnorm_statistics",
@@ -45,6 +47,7 @@ def frozen_norms_to_eval(model: nn.Module) -> list[str]:
         >>> frozen_norms_to_eval(net.train()), net[1].training
         (['1'], False)
     """
+    check_module("model", model)
     names = []
     for name, module in model.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -90,14 +93,28 @@ def recompute_batchnorm_statistics(model: nn.Module, loader: Iterable, device: t
     if not norms:
         return model.eval()
     momenta = [module.momentum for module in norms]
+    saved = [{k: v.clone() for k, v in module.state_dict().items()} for module in norms]
     for module in norms:
         module.reset_running_stats()
         module.momentum = None  # cumulative moving average over the whole pass
     model.to(device).train()
     frozen_norms_to_eval(model)
-    with torch.no_grad():  # statistics only: no graph, no gradients
-        for inputs, _ in loader:
-            model(inputs.to(device))
-    for module, momentum in zip(norms, momenta):
-        module.momentum = momentum
+    seen = 0
+    try:
+        with torch.no_grad():  # statistics only: no graph, no gradients
+            for batch in loader:
+                if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                    raise TypeError(f"loader must yield (inputs, targets) pairs, got {type(batch).__name__}")
+                model(batch[0].to(device))
+                seen += 1
+        if seen == 0:
+            raise ValueError("loader yielded no batches: expected at least one to estimate BatchNorm "
+                             "statistics from (the running statistics are left as they were)")
+    except BaseException:
+        for module, state in zip(norms, saved):  # never leave reset (0 and 1) statistics behind
+            module.load_state_dict(state)
+        raise
+    finally:
+        for module, momentum in zip(norms, momenta):
+            module.momentum = momentum
     return model.eval()

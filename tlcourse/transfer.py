@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tlcourse.checks import check_int
+from tlcourse.checks import check_int, check_module, check_sequence
 from tlcourse.train import predict
 
 __all__ = [
@@ -32,11 +32,14 @@ __all__ = [
 
 
 def _named_parameters(model: nn.Module, prefixes: Sequence[str] | None) -> list[tuple[str, nn.Parameter]]:
+    check_module("model", model)
     named = list(model.named_parameters())
     if prefixes is None:
         return named
     if isinstance(prefixes, str):
         prefixes = [prefixes]
+    if not all(isinstance(q, str) for q in check_sequence("prefixes", prefixes)):
+        raise TypeError(f"prefixes must be parameter-name prefixes (strings), got {list(prefixes)[:5]}")
     chosen = [(n, p) for n, p in named if any(n == q or n.startswith(q.rstrip(".") + ".") for q in prefixes)]
     unmatched = [q for q in prefixes if not any(n == q or n.startswith(q.rstrip(".") + ".") for n, _ in named)]
     if unmatched:
@@ -115,7 +118,9 @@ def freeze_first(blocks: Sequence[nn.Module], count: int) -> int:
         >>> freeze_first(blocks, 1), blocks[1].weight.requires_grad
         (6, True)
     """
-    blocks = list(blocks)
+    blocks = check_sequence("blocks", blocks, non_empty=False)
+    for index, block in enumerate(blocks):
+        check_module(f"blocks[{index}]", block)
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(blocks):
         raise ValueError(f"count must be an int in [0, {len(blocks)}] (the number of blocks), got {count!r}")
     frozen = 0
@@ -144,6 +149,9 @@ def locate_submodule(model: nn.Module, path: str) -> tuple[nn.Module, str, nn.Mo
         >>> locate_submodule(net, "1")[1:]
         ('1', ReLU())
     """
+    check_module("model", model)
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"path must be a dotted submodule name such as 'classifier.6', got {path!r}")
     parent_path, _, name = path.rpartition(".")
     try:
         parent = model.get_submodule(parent_path) if parent_path else model
@@ -199,6 +207,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
         >>> count_parameters(nn.Linear(3, 2))
         8
     """
+    check_module("model", model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -215,6 +224,7 @@ def trainable_parameter_names(model: nn.Module) -> list[str]:
         >>> net = nn.Linear(2, 2); _ = freeze(net, "bias"); trainable_parameter_names(net)
         ['weight']
     """
+    check_module("model", model)
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
