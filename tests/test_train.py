@@ -214,3 +214,23 @@ def test_fit_on_cuda_with_autocast_learns_and_returns_cpu_predictions():
     full = evaluate(model, loader, device="cuda")
     half = evaluate(model, loader, device="cuda", mixed_precision=True)
     assert half["loss"] == pytest.approx(full["loss"], rel=0.05)
+
+
+def test_labels_out_of_range_after_the_first_step_are_explained():
+    # fit checks the label range on the first step of each epoch; later, on the CPU, it checks only
+    # when the loss fails, and then gives the same message.
+    model = nn.Linear(2, 3)
+    batches = [(torch.randn(2, 2), torch.tensor([0, 1])), (torch.randn(2, 2), torch.tensor([2, 5]))]
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\].*got labels from 2 to 5"):
+        fit(model, batches, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, progress=False)
+
+
+def test_a_seeded_loader_gives_fit_the_order_it_gives_a_plain_loop():
+    # tqdm.auto(loader) would open a second iterator, draw from the loader's generator and reshuffle.
+    loader = make_loader(image_data(), batch_size=8, shuffle=True, seed=3)
+    expected = [batch[1].tolist() for batch in make_loader(image_data(), batch_size=8, shuffle=True, seed=3)]
+    seen = []
+    model = image_model()
+    fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), num_epochs=1, progress=True,
+        loss_fn=lambda logits, targets: seen.append(targets.tolist()) or F.cross_entropy(logits, targets))
+    assert seen == expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 __all__ = [
     "choose_device",
+    "move_to_device",
     "seed_everything",
     "make_generator",
     "capture_rng_state",
@@ -59,6 +61,30 @@ def choose_device(preferred: str | None = None) -> torch.device:
         if mps is None or not mps.is_available():
             raise ValueError(f"device {preferred!r} requested but MPS is not available on this machine")
     return torch.device(preferred)
+
+
+def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """Move tensors in a tensor, tuple, list or dict batch to ``device``.
+
+    Args:
+        batch: the batch as a DataLoader yields it.
+        device: target device.
+        non_blocking: overlap the copy with compute (useful with pinned memory on CUDA).
+
+    Returns:
+        The same structure with tensors on ``device``.
+
+    Example:
+        >>> move_to_device({"x": torch.ones(1)}, "cpu")["x"].device.type
+        'cpu'
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, Mapping):
+        return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device, non_blocking) for v in batch)
+    return batch
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
