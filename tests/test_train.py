@@ -234,3 +234,94 @@ def test_a_seeded_loader_gives_fit_the_order_it_gives_a_plain_loop():
     fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), num_epochs=1, progress=True,
         loss_fn=lambda logits, targets: seen.append(targets.tolist()) or F.cross_entropy(logits, targets))
     assert seen == expected
+
+
+def test_nan_gradient_in_the_last_step_writes_no_checkpoint(tmp_path):
+    from tlcourse.checkpoint import CheckpointError
+
+    path = tmp_path / "run.safetensors"
+    model = nn.Linear(2, 2)
+    loader = make_loader(TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), 4, shuffle=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, loader, optimizer, num_epochs=1, checkpoint_path=path, progress=False)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def poison_gradient(epoch: int, step: int, loss: float) -> None:
+        if step == 1:  # the loss stays finite; the step after it makes the weights NaN
+            model.weight.register_hook(lambda grad: grad * float("nan"))
+
+    with pytest.raises(CheckpointError, match=r"refusing to write .*run\.safetensors: \d+ tensor\(s\) hold NaN "
+                                             r"or infinite values.*left as it was"):
+        fit(model, loader, optimizer, num_epochs=2, checkpoint_path=path, resume=True, progress=False,
+            on_step=poison_gradient)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and all(torch.equal(state["model"][k], good[k]) for k in good)
+
+
+def test_no_checkpoint_is_claimed_before_one_exists(tmp_path):
+    model = nn.Linear(2, 2)
+    loader = [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(NonFiniteLossError) as raised:
+        fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, progress=False,
+            loss_fn=lambda logits, targets: F.cross_entropy(logits, targets) * float("inf"),
+            checkpoint_path=tmp_path / "never.safetensors")
+    assert "checkpoint" not in str(raised.value)
+
+
+def test_optimizer_built_before_a_head_swap_is_refused():
+    model = nn.Sequential(nn.Linear(2, 4), nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model[1] = nn.Linear(4, 3)  # replace the head after building the optimizer
+    loader = [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(ValueError, match=r"optimizer holds 2 parameter\(s\) that are not in the model.*"
+                                         r"misses: \['1.weight', '1.bias'\]"):
+        fit(model, loader, optimizer, num_epochs=1, progress=False)
+
+
+def test_resuming_into_another_architecture_raises_checkpoint_error(tmp_path):
+    from tlcourse.checkpoint import CheckpointError
+
+    path = tmp_path / "run.safetensors"
+    loader = [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))]
+    model = nn.Linear(2, 2)
+    fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, checkpoint_path=path,
+        progress=False)
+    other = nn.Linear(2, 3)
+    with pytest.raises(CheckpointError, match=r"weight: model \(3, 2\) vs checkpoint \(2, 2\)"):
+        fit(other, loader, torch.optim.SGD(other.parameters(), lr=0.1), num_epochs=2, checkpoint_path=path,
+            resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="optimizer state in .* does not fit this optimizer"):
+        fit(model, loader, torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias]}], lr=0.1),
+            num_epochs=2, checkpoint_path=path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_narrow_integer_labels_train_like_int64(dtype):
+    data = torch.randn(8, 2)
+    labels = torch.tensor([0, 1] * 4)
+    results = []
+    for label_dtype in (torch.int64, dtype):
+        torch.manual_seed(0)
+        model = nn.Linear(2, 2)
+        loader = [(data[:4], labels[:4].to(label_dtype)), (data[4:], labels[4:].to(label_dtype))]
+        history = fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=2,
+                      val_loader=loader, progress=False)
+        results.append((model.weight.detach().clone(), history["val_loss"]))
+    assert torch.equal(results[0][0], results[1][0]) and results[0][1] == results[1][1]
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_max_steps_per_epoch_must_be_positive(value):
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=f"max_steps_per_epoch must be a positive int, got {value!r}"):
+        fit(model, [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))],
+            torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, max_steps_per_epoch=value)
+
+
+def test_fit_rejects_non_modules_and_non_optimizers():
+    model = nn.Linear(2, 2)
+    loader = [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(TypeError, match="model must be an nn.Module, got NoneType"):
+        fit(None, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got list"):
+        fit(model, loader, [model.weight], num_epochs=1)
