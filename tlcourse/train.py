@@ -21,13 +21,16 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from tlcourse import distributed
 from tlcourse.batchnorm import frozen_norms_to_eval
 from tlcourse.checkpoint import CheckpointError, check_state_dict_matches, load_checkpoint, save_checkpoint
 from tlcourse.checks import check_int, check_module, check_optimizer_covers
 from tlcourse.history import History
-from tlcourse.runtime import capture_rng_state, restore_rng_state
+from tlcourse.precision import announce_precision, autocast, make_grad_scaler, resolve_precision
+from tlcourse.runtime import capture_rng_state, move_to_device, restore_rng_state
 
 __all__ = [
     "Batch",
@@ -49,39 +52,16 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def move_to_device(batch: Batch, device: torch.device | str, non_blocking: bool = False) -> Batch:
-    """Move tensors in a tensor, tuple, list or dict batch to ``device``.
-
-    Args:
-        batch: the batch as a DataLoader yields it.
-        device: target device.
-        non_blocking: overlap the copy with compute (useful with pinned memory on CUDA).
-
-    Returns:
-        The same structure with tensors on ``device``.
-
-    Example:
-        >>> move_to_device({"x": torch.ones(1)}, "cpu")["x"].device.type
-        'cpu'
-    """
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, Mapping):
-        return {k: move_to_device(v, device, non_blocking) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to_device(v, device, non_blocking) for v in batch)
-    return batch
-
-
 def _split(batch: Batch) -> tuple[Any, torch.Tensor]:
-    # (inputs, targets) pairs for images; dicts with "labels" for text.
+    # (inputs, targets) pairs for images; dicts with "labels" for text. Pairs are tested first:
+    # isinstance against the Mapping ABC costs microseconds per step.
+    if isinstance(batch, (list, tuple)) and len(batch) == 2:
+        return batch[0], batch[1]
     if isinstance(batch, Mapping):
         if "labels" not in batch:
             raise ValueError(f"a dict batch needs a 'labels' entry; got keys {sorted(batch)}")
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return inputs, batch["labels"]
-    if isinstance(batch, (list, tuple)) and len(batch) == 2:
-        return batch[0], batch[1]
     raise TypeError(
         "a batch must be an (inputs, targets) pair or a dict with 'labels'; "
         f"got {type(batch).__name__}{' of length ' + str(len(batch)) if isinstance(batch, (list, tuple)) else ''}"
@@ -89,34 +69,28 @@ def _split(batch: Batch) -> tuple[Any, torch.Tensor]:
 
 
 def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
-    output = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    tensor = isinstance(inputs, torch.Tensor) or not isinstance(inputs, Mapping)  # Tensor first: cheaper
+    output = model(inputs) if tensor else model(**inputs)
     logits = getattr(output, "logits", output)  # Hugging Face models return an output object
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"the model must return logits (a tensor or an object with .logits), got {type(output).__name__}")
     return logits
 
 
-def _check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
+def _check_targets(logits: torch.Tensor, targets: torch.Tensor, check_range: bool = True) -> None:
     # Fail here, with the numbers, rather than inside cross_entropy (or as a CUDA device assert).
+    # Shapes and dtype cost nothing; the range (min/max) is checked by fit only off the hot path.
     if logits.dim() != 2:
         raise ValueError(f"expected logits of shape (batch, num_classes), got {tuple(logits.shape)}")
     if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(f"expected targets of shape ({logits.shape[0]},), got {tuple(targets.shape)}")
     if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"expected integer class labels, got dtype {targets.dtype}")
-    if targets.numel():
+    if check_range and targets.numel():
         low, high = int(targets.min()), int(targets.max())
         if low < 0 or high >= logits.shape[1]:
             raise ValueError(f"labels must be in [0, {logits.shape[1] - 1}] for a model with "
                              f"{logits.shape[1]} outputs; got labels from {low} to {high}")
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        # bf16 keeps fp32's exponent range, so no loss scaling is needed.
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
-    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def _quiet() -> bool:
@@ -133,7 +107,7 @@ def fit(
     val_loader: Iterable[Batch] | None = None,
     scheduler: Any | None = None,
     device: torch.device | str = "cpu",
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     max_grad_norm: float | None = None,
     max_steps_per_epoch: int | None = None,
     metrics: Mapping[str, Metric] | None = None,
@@ -156,7 +130,9 @@ def fit(
         val_loader: evaluated after each epoch when given.
         scheduler: stepped after every optimiser step (warmup/decay schedules are per step).
         device: where to train.
-        mixed_precision: run the forward pass under autocast (CUDA only; ignored elsewhere).
+        mixed_precision: ``True``: bf16 autocast on GPUs with native bf16, fp16 autocast with a
+            gradient scaler on older GPUs, fp32 on CPU/MPS (:func:`tlcourse.precision.choose_precision`);
+            or a precision name (``"bf16"``, ``"fp16"``, ``"fp32"``) to force one.
         max_grad_norm: clip the global gradient norm to this value when given.
         max_steps_per_epoch: stop each epoch after this many steps (the smoke profile uses it).
         metrics: extra validation metrics ``name -> metric(logits, targets)``.
@@ -165,6 +141,9 @@ def fit(
         progress: show a ``tqdm.auto`` bar; default: on, except when ``$CI`` or
             ``$TLCOURSE_QUIET`` is set.
         on_step: called as ``on_step(epoch, step, loss)`` after every step (for logging or tests).
+
+    Under ``torchrun --nproc_per_node=N``: DistributedDataParallel, a DistributedSampler (batch size per
+    process), metrics reduced over processes, only rank 0 prints and saves (:mod:`tlcourse.distributed`).
 
     Returns:
         The :class:`History`.
@@ -197,10 +176,20 @@ def fit(
             raise ValueError("train_loader is empty: expected at least one batch (is the data set empty?)")
     except TypeError:
         pass  # an iterable without a length; emptiness is caught after the first epoch
-    device = torch.device(device)
     loss_fn = loss_fn or F.cross_entropy
+    is_distributed = distributed.init_from_environment(device)  # True under torchrun with N > 1
+    device = distributed.process_device(device)
+    main = distributed.is_main_process()  # only rank 0 prints, shows bars and writes checkpoints
+    precision = resolve_precision(device, mixed_precision)
+    if mixed_precision and main:
+        announce_precision(device, precision)  # printed once per process
+    scaler = make_grad_scaler(device, precision)  # fp16 only: scaled losses keep small gradients > 0
     model.to(device)
-    show = (not _quiet()) if progress is None else progress
+    network = model  # what runs forward: the model itself, or its DDP wrapper averaging gradients
+    if is_distributed:
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_loader = distributed.shard_loader(train_loader)  # type: ignore[arg-type]
+    show = main and ((not _quiet()) if progress is None else progress)
     history = History()
     start_epoch = 0
 
@@ -215,6 +204,8 @@ def fit(
                                   f"({error}); resume with the optimizer that wrote it") from None
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])  # the loss scale found so far
         restore_rng_state(state["rng"])
         generator = getattr(train_loader, "generator", None)
         if generator is not None and state.get("loader_generator") is not None:
@@ -223,41 +214,64 @@ def fit(
         start_epoch = int(state["epoch"])
 
     for epoch in range(start_epoch + 1, num_epochs + 1):
-        model.train()
+        network.train()
         frozen_norms_to_eval(model)  # frozen BatchNorm layers keep their running statistics
+        if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):  # a DistributedSampler:
+            train_loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]  # new order, same on every rank
         started = time.perf_counter()
-        total_loss, total_correct, total_seen = 0.0, 0, 0
-        batches = tqdm(train_loader, desc=f"epoch {epoch}/{num_epochs}", leave=False, disable=not show)
-        for step, batch in enumerate(batches, start=1):
-            inputs, targets = _split(move_to_device(batch, device, non_blocking=device.type == "cuda"))
-            with _autocast(device, mixed_precision):
-                logits = _forward(model, inputs)
-                _check_targets(logits, targets)
-                loss = loss_fn(logits.float(), targets.long())  # fp32 loss even under autocast; int64 labels
-            if not torch.isfinite(loss):
+        total_loss, total_seen, hits = 0.0, 0, []  # hits: (batch,) bools, summed once per epoch (no sync)
+        # A bar fed by hand: tqdm.auto(loader) opens a 2nd iterator, which reshuffles a seeded loader.
+        bar = tqdm(total=len(train_loader) if hasattr(train_loader, "__len__") else None,  # type: ignore[arg-type]
+                   desc=f"epoch {epoch}/{num_epochs}", leave=False) if show else None
+        for step, batch in enumerate(train_loader, start=1):
+            inputs, targets = host_inputs, host_targets = _split(batch)  # a DataLoader's are on the CPU
+            if device.type != "cpu":
+                inputs, targets = move_to_device((host_inputs, host_targets), device, non_blocking=True)
+            with autocast(device, precision):
+                logits = _forward(network, inputs)
+                # label range: every step on the host copy off the CPU; on the CPU at step 1 and on failure
+                _check_targets(logits, host_targets, check_range=step == 1 or device.type != "cpu")
+                try:
+                    loss = loss_fn(logits.float(), targets.long())  # fp32 loss even under autocast; int64 labels
+                except (IndexError, RuntimeError):
+                    _check_targets(logits, host_targets)
+                    raise
+            loss_value = loss.item()  # the one sync per step: NaN check, running loss, on_step
+            if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
-                    f"loss became {loss.item()} at epoch {epoch}, step {step}; training stopped"
+                    f"loss became {loss_value} at epoch {epoch}, step {step}; training stopped"
                     + (f" and the last good checkpoint {checkpoint_path} is intact" if checkpoint_path and Path(checkpoint_path).is_file() else "")
                     + ". Try a smaller learning rate or gradient clipping (max_grad_norm)."
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if scaler is None else scaler.scale(loss)).backward()
             if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for group in optimizer.param_groups for p in group["params"]], max_grad_norm
-                )
-            optimizer.step()
+                if scaler is not None:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_grad_norm)
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)  # skipped if fp16 gradients overflowed
+                scaler.update()  # then the scale shrinks; it grows after a run of good steps
             if scheduler is not None:
                 scheduler.step()
             count = targets.shape[0]
-            total_loss += loss.item() * count
-            total_correct += int((logits.argmax(dim=1) == targets).sum())
+            total_loss += loss_value * count
+            hits.append(logits.detach().argmax(dim=1) == targets)
             total_seen += count
             if on_step is not None:
-                on_step(epoch, step, loss.item())
-            batches.set_postfix(loss=f"{total_loss / total_seen:.4f}")
+                on_step(epoch, step, loss_value)
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{total_loss / total_seen:.4f}", refresh=False)
             if max_steps_per_epoch is not None and step >= max_steps_per_epoch:
                 break
+        if bar is not None:
+            bar.close()
+        # sums over all processes under torchrun, so every rank records the same history
+        total_loss, correct, total_seen = distributed.sum_across_processes(  # type: ignore[assignment]
+            [total_loss, float(torch.cat(hits).sum()) if hits else 0.0, float(total_seen)], device)
         if total_seen == 0:
             raise ValueError("train_loader yielded no batches: expected at least one (is the data set empty?)")
         # training throughput only (validation excluded): what a faster GPU or less padding changes
@@ -265,16 +279,16 @@ def fit(
         record: dict[str, float] = {
             "epoch": epoch,
             "train_loss": total_loss / total_seen,
-            "train_accuracy": total_correct / total_seen,
+            "train_accuracy": correct / total_seen,
             "examples_per_second": total_seen / max(train_seconds, 1e-9),
         }
-        if val_loader is not None:
-            record.update({f"val_{k}": v for k, v in evaluate(
-                model, val_loader, loss_fn=loss_fn, device=device, metrics=metrics,
-                mixed_precision=mixed_precision).items() if k != "count"})
+        if val_loader is not None:  # each rank predicts its share; metrics on everything gathered
+            outputs = predict(model, distributed.split_for_evaluation(val_loader), device, precision)
+            record.update({f"val_{k}": v for k, v in _score(*distributed.gather_across_processes(*outputs),
+                                                              loss_fn, metrics).items() if k != "count"})
         record["seconds"] = time.perf_counter() - started
         history.records.append(record)
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and main:
             generator = getattr(train_loader, "generator", None)
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(),
@@ -282,6 +296,7 @@ def fit(
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": capture_rng_state(),
                 "loader_generator": generator.get_state() if generator is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch": epoch,
                 "history": history.to_dict(),
             })
@@ -292,7 +307,7 @@ def predict(
     model: nn.Module,
     loader: Iterable[Batch],
     device: torch.device | str = "cpu",
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     forward: Callable[[nn.Module, Any], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return all outputs and targets of ``loader``, in order, on the CPU: the one collecting loop.
@@ -304,7 +319,7 @@ def predict(
         model: as for :func:`fit`; run in eval mode, then restored to its previous mode.
         loader: as for :func:`fit`; it should not shuffle if the order matters to the caller.
         device: where to compute.
-        mixed_precision: autocast on CUDA.
+        mixed_precision: as for :func:`fit`.
         forward: ``forward(model, inputs) -> (batch, ...)`` tensor; default: the model's logits.
 
     Returns:
@@ -331,7 +346,7 @@ def predict(
         for batch in loader:
             inputs, targets = _split(move_to_device(batch, device))
             # no_grad, not inference_mode: outputs may be cached as inputs for training a head
-            with torch.no_grad(), _autocast(device, mixed_precision):
+            with torch.no_grad(), autocast(device, resolve_precision(device, mixed_precision)):
                 logits = forward(model, inputs)
             all_logits.append(logits.float().cpu())
             all_targets.append(targets.cpu())
@@ -348,7 +363,7 @@ def evaluate(
     loss_fn: LossFunction | None = None,
     device: torch.device | str = "cpu",
     metrics: Mapping[str, Metric] | None = None,
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
 ) -> dict[str, float]:
     """Loss, accuracy and extra metrics of ``model`` on ``loader``, under inference mode.
 
@@ -358,7 +373,7 @@ def evaluate(
         loss_fn: defaults to softmax cross-entropy.
         device: where to compute.
         metrics: extra ``name -> metric(logits, targets)``.
-        mixed_precision: autocast on CUDA.
+        mixed_precision: as for :func:`fit`.
 
     Returns:
         ``{"loss": ..., "accuracy": ..., "count": N, **metrics}``.
@@ -373,6 +388,12 @@ def evaluate(
         ['accuracy', 'count', 'loss']
     """
     logits, targets = predict(model, loader, device=device, mixed_precision=mixed_precision)
+    return _score(logits, targets, loss_fn, metrics)
+
+
+def _score(logits: torch.Tensor, targets: torch.Tensor, loss_fn: LossFunction | None,
+           metrics: Mapping[str, Metric] | None) -> dict[str, float]:
+    # evaluate's numbers from collected (N, num_classes) logits and (N,) targets
     _check_targets(logits, targets)
     loss_fn = loss_fn or F.cross_entropy
     with torch.inference_mode():
