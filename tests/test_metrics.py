@@ -106,3 +106,58 @@ def test_bad_summaries_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
 
+
+# nearest_neighbour_accuracy (the PEFT chapter's source task), against a plain double loop
+
+def _reference_nearest_neighbour(embeddings, groups, within=None) -> float:
+    hits = 0
+    for i in range(len(groups)):
+        best, best_score = None, -2.0
+        for j in range(len(groups)):
+            if i == j or (within is not None and within[i] != within[j]):
+                continue
+            score = float(torch.cosine_similarity(embeddings[i], embeddings[j], dim=0))
+            if score > best_score:
+                best, best_score = j, score
+        hits += groups[best] == groups[i]
+    return hits / len(groups)
+
+
+def test_nearest_neighbour_accuracy_matches_a_double_loop():
+    from tlcourse.metrics import nearest_neighbour_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    groups = [i // 4 for i in range(24)]
+    within = [i % 2 for i in range(24)]
+    embeddings = torch.randn(24, 5, generator=generator) + 0.8 * torch.randn(6, 5, generator=generator)[groups]
+    assert nearest_neighbour_accuracy(embeddings, groups) == pytest.approx(
+        _reference_nearest_neighbour(embeddings, groups))
+    assert nearest_neighbour_accuracy(embeddings, groups, within) == pytest.approx(
+        _reference_nearest_neighbour(embeddings, groups, within))
+
+
+def test_nearest_neighbour_within_removes_a_shared_shortcut():
+    from tlcourse.metrics import nearest_neighbour_accuracy
+
+    # the vectors carry only the sentiment: across sentiments every neighbour shares it, so a group
+    # made of same-sentiment items is found; within a sentiment the groups are interleaved and missed
+    within = [1, 1, 1, 1, 0, 0, 0, 0]
+    embeddings = torch.tensor([[1.0, 0.0] if value else [0.0, 1.0] for value in within])
+    embeddings = embeddings + 1e-3 * torch.arange(8.0)[:, None]  # break ties deterministically
+    assert nearest_neighbour_accuracy(embeddings, [0, 0, 0, 0, 1, 1, 1, 1]) == 1.0
+    groups = [0, 1, 0, 1, 2, 3, 2, 3]
+    assert nearest_neighbour_accuracy(embeddings, groups, within) == pytest.approx(
+        _reference_nearest_neighbour(embeddings, groups, within))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ((torch.zeros(2, 4), [0, 0, 1]), r"expected embeddings of shape \(3, dim\)"),
+    ((torch.zeros(1, 4), [0]), "need at least two items"),
+    ((torch.randn(3, 4), [0, 0, 1], [0, 0, 1]), "no other item with its `within` value"),
+    ((torch.randn(3, 4), [0, 0, 1], [0, 0]), "within must have one entry per item"),
+])
+def test_nearest_neighbour_accuracy_rejects_bad_input(arguments, message):
+    from tlcourse.metrics import nearest_neighbour_accuracy
+
+    with pytest.raises(ValueError, match=message):
+        nearest_neighbour_accuracy(*arguments)

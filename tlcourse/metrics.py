@@ -24,6 +24,7 @@ __all__ = [
     "accuracy_standard_error",
     "PairedDifference",
     "paired_difference",
+    "nearest_neighbour_accuracy",
 ]
 
 
@@ -302,3 +303,49 @@ def paired_difference(first: Sequence[float], second: Sequence[float],
         return PairedDifference(mean, -math.inf, math.inf, 1, confidence)
     half_width = float(stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)) * std / math.sqrt(len(differences))
     return PairedDifference(mean, mean - half_width, mean + half_width, len(differences), confidence)
+
+
+@torch.inference_mode()
+def nearest_neighbour_accuracy(embeddings: torch.Tensor, groups: Sequence[int],
+                               within: Sequence[int] | None = None) -> float:
+    """Share of items whose nearest other item (cosine similarity) belongs to the same group.
+
+    A retrieval measure of an embedding that fits nothing, so it shows what the vectors
+    themselves hold (e.g. whether snippets about one film lie close together). With ``within``,
+    an item's neighbour is searched only among the items with the same ``within`` value, so that
+    a property shared by the group (e.g. a sentiment critics agree on) cannot do the retrieving.
+
+    Args:
+        embeddings: ``(N, dim)``, one vector per item.
+        groups: ``N`` group indices (what counts as a hit).
+        within: ``N`` values; neighbours must share this value (default: any item).
+
+    Returns:
+        The leave-one-out nearest-neighbour accuracy, in ``[0, 1]``.
+
+    Raises:
+        ValueError: shapes disagree, fewer than two items, or an item alone in its ``within`` value.
+
+    Example:
+        >>> vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+        >>> nearest_neighbour_accuracy(vectors, [0, 0, 1, 1])
+        1.0
+        >>> nearest_neighbour_accuracy(vectors, [0, 1, 0, 1], within=[0, 0, 1, 1])  # pairs 0-1 and 2-3
+        0.0
+    """
+    if embeddings.dim() != 2 or embeddings.shape[0] != len(groups):
+        raise ValueError(f"expected embeddings of shape ({len(groups)}, dim), got {tuple(embeddings.shape)}")
+    if len(groups) < 2:
+        raise ValueError(f"need at least two items, got {len(groups)}")
+    unit = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    similarity = unit @ unit.T  # (N, N) cosine similarities
+    similarity.fill_diagonal_(-math.inf)  # leave one out: an item is not its own neighbour
+    if within is not None:
+        if len(within) != len(groups):
+            raise ValueError(f"within must have one entry per item ({len(groups)}), got {len(within)}")
+        values = torch.as_tensor(list(within))
+        similarity[values[:, None] != values[None, :]] = -math.inf  # (N, N): other values excluded
+        if torch.isinf(similarity.max(dim=1).values).any():
+            raise ValueError("an item has no other item with its `within` value to be compared with")
+    group_tensor = torch.as_tensor(list(groups))
+    return float((group_tensor[similarity.argmax(dim=1)] == group_tensor).float().mean())

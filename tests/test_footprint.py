@@ -1,0 +1,77 @@
+"""Training memory and checkpoint size, measured (tlcourse.footprint)."""
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse.checkpoint import load_state_dict, save_state_dict
+from tlcourse.footprint import checkpoint_bytes, training_memory
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)))
+
+
+def _batch(count: int = 5) -> dict[str, torch.Tensor]:
+    return {"x": torch.randn(count, 6), "labels": torch.zeros(count, dtype=torch.long)}
+
+
+def test_training_memory_counts_weights_gradients_and_adamw_state():
+    net = Net()
+    memory = training_memory(net, _batch())
+    weights = 4 * (6 * 8 + 8 + 8 * 2 + 2)  # fp32
+    assert memory["weights"] == weights and memory["gradients"] == weights
+    assert memory["optimizer state"] == 2 * weights  # AdamW's two moments, the size of the weights
+    assert memory["total"] == sum(value for key, value in memory.items() if key != "total")
+    # the optimiser really holds that much after one step
+    optimizer = torch.optim.AdamW(net.parameters())
+    nn.functional.cross_entropy(net(_batch()["x"]), _batch()["labels"]).backward()
+    optimizer.step()
+    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for k, t in s.items() if k != "step")
+    assert state == memory["optimizer state"]
+
+
+def test_training_memory_counts_saved_activations():
+    net = Net()
+    small, large = training_memory(net, _batch(5)), training_memory(net, _batch(50))
+    # relu's output (8 floats) is saved for the head's weight gradient and relu's own backward
+    assert small["activations"] >= 4 * 5 * 8
+    assert large["activations"] > small["activations"]  # activations grow with the batch
+    assert large["weights"] == small["weights"]
+    net.body.requires_grad_(False)
+    frozen = training_memory(net, _batch(50))
+    assert frozen["gradients"] == 4 * (8 * 2 + 2)
+    assert frozen["activations"] < large["activations"]  # nothing below the frozen body is kept
+    net.requires_grad_(False)
+    assert training_memory(net, _batch(50))["activations"] == 0
+
+
+def test_training_memory_leaves_the_model_as_it_was():
+    net = Net().eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    training_memory(net, _batch())
+    assert not net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+    with pytest.raises(ValueError, match="batch needs a 'labels' entry"):
+        training_memory(net, {"x": torch.randn(5, 6)})
+
+
+def test_checkpoint_bytes_is_the_size_of_the_trainable_parameters_file(tmp_path):
+    net = Net()
+    net.body.requires_grad_(False)
+    size = checkpoint_bytes(net)
+    path = save_state_dict({k: v for k, v in net.named_parameters() if v.requires_grad}, tmp_path / "head.safetensors")
+    assert size == path.stat().st_size
+    assert sorted(load_state_dict(path)) == ["head.bias", "head.weight"]
+    net.body.requires_grad_(True)
+    assert checkpoint_bytes(net) - size >= 4 * (6 * 8 + 8)
+    net.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        checkpoint_bytes(net)
