@@ -90,3 +90,26 @@ def test_discriminative_rates_are_geometric():
         discriminative_learning_rates([nn.Linear(1, 1)], 1e-2, 1e-3)
     with pytest.raises(ValueError, match="blocks is empty"):
         discriminative_learning_rates([], 1e-3, 1e-2)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: weight_decay_groups(None, 0.01, 1e-3), TypeError, "model must be an nn.Module, got NoneType"),
+    (lambda: weight_decay_groups(nn.Linear(2, 2), float("nan"), 1e-3), ValueError, "weight_decay must be a finite number .*got nan"),
+    (lambda: weight_decay_groups(nn.Linear(2, 2), 0.01, float("inf")), ValueError, "learning_rate must be a finite number .*got inf"),
+    (lambda: linear_warmup_schedule([], 1, 10), TypeError, "optimizer must be a torch.optim.Optimizer, got list"),
+    (lambda: linear_warmup_schedule(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), 1.5, 10), ValueError,
+     "warmup_steps must be an int >= 0, got 1.5"),
+    (lambda: linear_warmup_schedule(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), 1, 0), ValueError,
+     "total_steps must be a positive int, got 0"),
+    (lambda: layerwise_lr_groups(nn.Linear(1, 1), float("nan"), 0.9), ValueError, "learning_rate must be a finite number"),
+    (lambda: layerwise_lr_groups(nn.Linear(1, 1), 1e-3, None), TypeError, "decay must be a number, got NoneType"),
+    (lambda: parameter_groups(nn.Linear(1, 1), None), TypeError, "learning_rates must be a non-empty dict"),
+    (lambda: parameter_groups(nn.Linear(1, 1), {"": float("nan")}), ValueError, "learning rate for '' must be positive, got nan"),
+    (lambda: parameter_groups(nn.Linear(1, 1), {"": 0.1}, weight_decay=-1.0), ValueError, "weight_decay must be a finite number"),
+    (lambda: discriminative_learning_rates(None, 1e-3, 1e-2), TypeError, "blocks must be a list, got NoneType"),
+    (lambda: discriminative_learning_rates([nn.Linear(1, 1), 3], 1e-3, 1e-2), TypeError, r"blocks\[1\] must be an nn.Module, got int"),
+    (lambda: discriminative_learning_rates([nn.Linear(1, 1)], float("nan"), 1.0), ValueError, "lowest must be a finite number"),
+])
+def test_bad_arguments_are_named(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from tlcourse.checks import check_int, check_module, check_number, check_sequence
+
 __all__ = [
     "weight_decay_groups",
     "linear_warmup_schedule",
@@ -65,8 +67,9 @@ def weight_decay_groups(model: nn.Module, weight_decay: float, learning_rate: fl
         >>> groups[0]["names"], groups[1]["names"]
         (['0.weight'], ['0.bias', '1.weight', '1.bias'])
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    check_module("model", model)
+    check_number("weight_decay", weight_decay, low=0.0)
+    check_number("learning_rate", learning_rate, low=0.0)
     exempt = _no_decay_names(model)
     decay, no_decay = _group(learning_rate, weight_decay), _group(learning_rate, 0.0)
     for name, parameter in model.named_parameters():
@@ -100,8 +103,10 @@ def linear_warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, 
         >>> s = linear_warmup_schedule(opt, warmup_steps=2, total_steps=10); s.get_last_lr()
         [0.0]
     """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    check_int("total_steps", total_steps)
+    check_int("warmup_steps", warmup_steps, minimum=0)
     if not 0 <= warmup_steps <= total_steps:
         raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
 
@@ -138,6 +143,10 @@ def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float, we
     Example:
         >>> # groups = layerwise_lr_groups(model, 5e-5, decay=0.9); torch.optim.AdamW(groups)
     """
+    check_module("model", model)
+    check_number("learning_rate", learning_rate, low=0.0)
+    check_number("weight_decay", weight_decay, low=0.0)
+    check_number("decay", decay)
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -190,8 +199,12 @@ def parameter_groups(
         >>> [g["lr"] for g in parameter_groups(net, {"0": 1e-4, "1": 1e-2})]
         [0.0001, 0.01]
     """
+    check_module("model", model)
+    if not isinstance(learning_rates, dict) or not learning_rates:
+        raise TypeError(f"learning_rates must be a non-empty dict of prefix -> lr, got {learning_rates!r:.60}")
+    check_number("weight_decay", weight_decay, low=0.0)
     for prefix, lr in learning_rates.items():
-        if not lr > 0:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
             raise ValueError(f"learning rate for {prefix!r} must be positive, got {lr!r}")
     specific = sorted((p for p in learning_rates if p), key=len, reverse=True)  # longest prefix wins
     buckets = {prefix: _group(lr, weight_decay) for prefix, lr in learning_rates.items()}
@@ -238,9 +251,13 @@ def discriminative_learning_rates(
         >>> [round(g["lr"], 6) for g in groups]
         [0.0001, 0.001, 0.01]
     """
-    blocks = list(blocks)
+    blocks = check_sequence("blocks", blocks, non_empty=False)
     if not blocks:
         raise ValueError("blocks is empty: expected at least one block")
+    for index, block in enumerate(blocks):
+        check_module(f"blocks[{index}]", block)
+    check_number("lowest", lowest)
+    check_number("highest", highest)
     if not 0 < lowest <= highest:
         raise ValueError(f"expected 0 < lowest <= highest, got lowest={lowest}, highest={highest}")
     count = len(blocks)
