@@ -87,6 +87,8 @@ def validate_images(images: torch.Tensor, labels: torch.Tensor | None = None, nu
     Example:
         >>> validate_images(torch.zeros(2, 3, 32, 32), torch.tensor([0, 1]), num_classes=2)
     """
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise TypeError(f"images must be a float tensor (N, 3, H, W), got {getattr(images, 'dtype', type(images).__name__)}")
     if images.numel() == 0 or images.shape[0] == 0:
         raise ValueError("the data set is empty: expected at least one image")
     if images.dim() != 4:
@@ -124,6 +126,8 @@ def mnist_as_rgb(images: torch.Tensor, image_size: int, mean: Sequence[float] = 
         >>> mnist_as_rgb(torch.zeros(2, 28, 28, dtype=torch.uint8), 32).shape
         torch.Size([2, 3, 32, 32])
     """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a (N, H, W) tensor of grayscale digits, got {type(images).__name__}")
     if images.dim() != 3:
         raise ValueError(f"expected grayscale images of shape (N, H, W), got {tuple(images.shape)}")
     if images.shape[0] == 0:
