@@ -30,21 +30,36 @@ def model() -> nn.Module:
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))  # no dropout: ranks draw alike
 
 
-def train(train_loader, output: Path | None = None, **kwargs):
+def train(train_loader, output: Path | None = None, name: str = "run", crash_at: tuple | None = None, **kwargs):
     seed_everything(0)
     network = model()
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
+
+    def crash(epoch: int, step: int, loss: float) -> None:
+        if (epoch, step) == crash_at:  # every rank at the same step, as when a job is killed
+            raise KeyboardInterrupt("job killed")
+
     history = fit(network, train_loader, optimizer, num_epochs=3, progress=False,
                   val_loader=make_loader(data(21, seed=1), batch_size=5, shuffle=False),
-                  checkpoint_path=None if output is None else output / "run.safetensors", **kwargs)
+                  checkpoint_path=None if output is None else output / f"{name}.safetensors",
+                  on_step=crash if crash_at else None, **kwargs)
     return network, history
+
+
+def loader():
+    return make_loader(data(48, seed=0), batch_size=PER_PROCESS_BATCH, shuffle=True, seed=0)
 
 
 if __name__ == "__main__":
     output = Path(sys.argv[1])
-    network, history = train(make_loader(data(48, seed=0), batch_size=PER_PROCESS_BATCH, shuffle=True, seed=0),
-                             output)
+    network, history = train(loader(), output)
     rank = distributed.rank()
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, output / f"rank{rank}.safetensors")
+    try:  # the same run killed in epoch 2, then resumed from its end-of-epoch-1 checkpoint
+        train(loader(), output, name="resumed", crash_at=(2, 3))
+    except KeyboardInterrupt:
+        pass
+    resumed, _ = train(loader(), output, name="resumed", resume=True)
+    save_file({k: v.contiguous() for k, v in resumed.state_dict().items()}, output / f"resumed{rank}.safetensors")
     (output / f"rank{rank}.json").write_text(json.dumps({"world_size": distributed.world_size(),
                                                           "records": history.records}))

@@ -33,7 +33,7 @@ def test_single_process_helpers_are_identities():
 
 
 @pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed with gloo")
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_process_with_the_same_global_batch_and_resume_exactly(tmp_path):
     # Two ranks with batches of 4 (DistributedSampler: rank r reads positions r, r+2, ... of one
     # seeded permutation) against one process with batches of 8 over the same permutation: each
     # step averages the gradients of the same 8 examples, so the weights agree up to float rounding
@@ -62,3 +62,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     for ours, theirs in zip(histories[0]["records"], history.records):
         assert {c: ours[c] for c in METRICS} == pytest.approx({c: theirs[c] for c in METRICS}, abs=1e-6)
     assert load_checkpoint(tmp_path / "run.safetensors")["epoch"] == 3  # written by rank 0
+    for rank in (0, 1):  # killed in epoch 2 and resumed: the weights of the uninterrupted run
+        resumed = load_file(tmp_path / f"resumed{rank}.safetensors")
+        for name, value in ranks[0].items():
+            assert torch.equal(resumed[name], value), (rank, name)
