@@ -200,3 +200,19 @@ def test_a_single_string_is_not_read_as_a_list_of_characters() -> None:
         validate_texts_and_labels("a fine film", None)
     with pytest.raises(TypeError, match="got a single string"):
         validate_texts_and_labels("ab", [0, 1])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: validate_texts_and_labels(None, None), TypeError, "texts must be a list of strings, got None"),
+    (lambda: validate_texts_and_labels(3.5, None), TypeError, "texts must be a list, one per document, got float"),
+    (lambda: validate_texts_and_labels(["a"], 1), TypeError, "labels must be a list, one per document, got int"),
+    (lambda: PaddingCollator(None), ValueError, "pad_token_id must be an int >= 0, got None"),
+    (lambda: PaddingCollator(0, pad_to_length=0), ValueError, "pad_to_length must be a positive int, got 0"),
+    (lambda: padded_token_counts(float("nan"), 2, 8), TypeError, "lengths must be a list of token counts, got float"),
+    (lambda: padded_token_counts([3, 4], 0, 8), ValueError, "batch_size must be a positive int, got 0"),
+    (lambda: LengthGroupedBatchSampler(None, 2), TypeError, "lengths must be a list of token counts, got NoneType"),
+    (lambda: length_grouped_loader([], 2), TypeError, "dataset must be a TextClassificationDataset.*got list"),
+])
+def test_bad_arguments_are_named(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()

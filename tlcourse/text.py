@@ -53,6 +53,11 @@ def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None
     """
     if isinstance(texts, str):  # a lone string would be read as a list of its characters
         raise TypeError(f"texts must be a list of strings, got a single string {texts[:40]!r}; wrap it: [text]")
+    for name, values in (("texts", texts), ("labels", labels)):
+        if values is not None and not hasattr(values, "__len__"):
+            raise TypeError(f"{name} must be a list, one per document, got {type(values).__name__}")
+    if texts is None:
+        raise TypeError("texts must be a list of strings, got None")
     if len(texts) == 0:
         raise ValueError("texts is empty: a text data set needs at least one document")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -172,6 +177,9 @@ class PaddingCollator:
     def __init__(self, pad_token_id: int, padding_side: str = "right", pad_to_length: int | None = None) -> None:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        check_int("pad_token_id", pad_token_id, minimum=0)
+        if pad_to_length is not None:
+            check_int("pad_to_length", pad_to_length)
         self.pad_token_id = int(pad_token_id)
         self.padding_side = padding_side
         self.pad_to_length = pad_to_length
@@ -221,8 +229,11 @@ def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: i
         >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4, batches=[[0, 2], [1, 3]])
         {'real': 8, 'dynamic': 10, 'fixed': 16}
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if not hasattr(lengths, "__len__"):
+        raise TypeError(f"lengths must be a list of token counts, got {type(lengths).__name__}")
+    lengths = [int(n) for n in lengths]
+    check_int("batch_size", batch_size)
+    check_int("fixed_length", fixed_length)
     if lengths and max(lengths) > fixed_length:
         raise ValueError(f"an example has {max(lengths)} tokens, more than fixed_length={fixed_length}")
     if batches is None:
@@ -258,6 +269,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_batches: int = 50) -> None:
+        if not hasattr(lengths, "__len__"):
+            raise TypeError(f"lengths must be a list of token counts, got {type(lengths).__name__}")
         if len(lengths) == 0:
             raise ValueError("lengths is empty: expected at least one example")
         check_int("batch_size", batch_size)
@@ -304,6 +317,8 @@ def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, s
     Example:
         >>> # loader = length_grouped_loader(train_data, 32, seed=0, collate_fn=PaddingCollator(0))
     """
+    if not isinstance(dataset, TextClassificationDataset):
+        raise TypeError(f"dataset must be a TextClassificationDataset (it knows each text's length), got {type(dataset).__name__}")
     sampler = LengthGroupedBatchSampler(dataset.lengths(), batch_size, seed=seed, group_batches=group_batches)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
                       generator=sampler.generator, persistent_workers=num_workers > 0)
