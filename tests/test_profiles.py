@@ -38,9 +38,21 @@ def test_every_chapter_table_covers_every_profile():
     from tlcourse.chapters import bert, concepts, fusion, math_losses, vgg16
 
     for module in (bert, concepts, fusion, math_losses, vgg16):
-        assert set(module.SETTINGS) == set(PROFILES), module.__name__
+        assert set(module.SETTINGS) == {"smoke", "cpu", "gpu"}, module.__name__
 
 
 def test_unknown_profile_is_named():
-    with pytest.raises(ValueError, match=r"unknown profile 'fast'.*\['cpu', 'gpu', 'smoke'\]"):
+    with pytest.raises(ValueError, match=r"unknown profile 'fast'.*\['cpu', 'gpu', 'rehearsal', 'smoke'\]"):
         get_profile("fast")
+
+
+def test_rehearsal_runs_the_canonical_path_at_smoke_sizes():
+    from tlcourse.chapters import bert
+
+    rehearsal = get_profile("rehearsal")
+    assert rehearsal.device == "cpu" and not rehearsal.use_standins and not rehearsal.allow_download
+    row = settings_for(bert.SETTINGS, rehearsal)
+    smoke = bert.SETTINGS["smoke"]
+    # the stand-ins of the smoke row are swapped for the canonical assets, the sizes are smoke's
+    assert (row.text_model, row.dataset) == ("bert-base-uncased", "sst2")
+    assert row.batch_size == smoke.batch_size and row.max_train_examples == smoke.max_train_examples

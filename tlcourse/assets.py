@@ -294,8 +294,11 @@ def is_cached(name: str) -> bool:
     if name == "bert-base-uncased":
         from huggingface_hub import try_to_load_from_cache
 
-        found = [try_to_load_from_cache("bert-base-uncased", f) for f in ("config.json", "vocab.txt")]
-        weights = [try_to_load_from_cache("bert-base-uncased", f) for f in ("model.safetensors", "pytorch_model.bin")]
+        # the hub cache as the environment says now (huggingface_hub reads it once, at import)
+        hub = os.environ.get("HF_HUB_CACHE") or str(Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub")
+        found = [try_to_load_from_cache("bert-base-uncased", f, cache_dir=hub) for f in ("config.json", "vocab.txt")]
+        weights = [try_to_load_from_cache("bert-base-uncased", f, cache_dir=hub)
+                   for f in ("model.safetensors", "pytorch_model.bin")]
         return all(isinstance(f, str) for f in found) and any(isinstance(w, str) for w in weights)
     if name == "sst2":
         return all((cache_dir() / "sst2" / f"{split}.jsonl").is_file() for split in ("train", "validation"))

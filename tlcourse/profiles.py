@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import TypeVar
 
 import torch
@@ -41,7 +41,7 @@ class Profile:
     """Where and how the book runs: device, precision, asset policy, claim checking.
 
     Attributes:
-        name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
+        name: ``"smoke"``, ``"cpu"``, ``"gpu"`` or ``"rehearsal"``.
         device: ``"cpu"``, ``"cuda"`` or ``"mps"``; where tensors and models go.
         use_standins: if True, a canonical asset that is not cached is replaced by its offline
             stand-in (announced in one printed line); if False, it is an error.
@@ -50,6 +50,8 @@ class Profile:
         num_workers: DataLoader worker processes (0 keeps runs deterministic and light).
         check_claims: whether a chapter's stated lessons are checked (:func:`tlcourse.claims.expect`);
             off in ``smoke``, whose numbers mean nothing.
+        sizes_from: read the chapters' sizes from this profile's row of their settings tables
+            (the ``rehearsal`` runs the ``gpu`` code path at ``smoke`` sizes); ``None``: its own row.
 
     Example:
         >>> profile = get_profile("smoke")
@@ -64,6 +66,7 @@ class Profile:
     mixed_precision: bool
     num_workers: int
     check_claims: bool = True
+    sizes_from: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -91,6 +94,18 @@ PROFILES: dict[str, Profile] = {
         allow_download=True,
         mixed_precision=True,
         num_workers=4,
+    ),
+    # The gpu profile's code path (canonical assets only, no downloads) at smoke sizes, on the CPU,
+    # against synthetic canonical assets (tlcourse.rehearsal): make test runs every chapter in it.
+    "rehearsal": Profile(
+        name="rehearsal",
+        device="cpu",
+        use_standins=False,
+        allow_download=False,
+        mixed_precision=False,
+        num_workers=0,
+        check_claims=False,
+        sizes_from="smoke",
     ),
 }
 
@@ -137,14 +152,17 @@ def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
     """A chapter's sizes for ``profile``: the one place where a profile's name picks numbers.
 
     Each chapter module keeps one table ``SETTINGS = {"smoke": ..., "cpu": ..., "gpu": ...}`` of
-    frozen dataclasses with named sizes; this looks the profile up in it.
+    frozen dataclasses with named sizes; this looks the profile up in it. A profile with
+    ``sizes_from`` (the ``rehearsal``) takes that row, with every field that names an offline
+    stand-in asset replaced by the canonical asset it stands in for, so that the canonical code
+    path runs at small sizes.
 
     Args:
         table: settings per profile name.
         profile: the run profile.
 
     Returns:
-        ``table[profile.name]``.
+        ``table[profile.name]`` (or the adapted ``table[profile.sizes_from]``).
 
     Raises:
         ValueError: if the table has no entry for the profile.
@@ -153,7 +171,15 @@ def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
         >>> settings_for({"smoke": 2, "cpu": 3, "gpu": 4}, get_profile("smoke"))
         2
     """
-    if profile.name not in table:
-        raise ValueError(f"the settings table has no entry for profile {profile.name!r}: "
-                         f"expected one of {sorted(table)}")
-    return table[profile.name]
+    key = profile.sizes_from or profile.name
+    if key not in table:
+        raise ValueError(f"the settings table has no entry for profile {key!r}: expected one of {sorted(table)}")
+    row = table[key]
+    if profile.sizes_from is None or not is_dataclass(row):
+        return row
+    from tlcourse.assets import ASSETS  # the registry says which asset stands in for which
+
+    canonical_of = {asset.standin: asset.name for asset in ASSETS.values() if asset.standin}
+    changes = {field.name: canonical_of[value] for field in fields(row)
+               if isinstance(value := getattr(row, field.name), str) and value in canonical_of}
+    return replace(row, **changes)
