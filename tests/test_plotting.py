@@ -49,3 +49,15 @@ def test_transfer_vocabulary_names_every_concept_on_the_given_axes():
     for term in ("source", "target", "shared", "task-specific", "pretrain", "fine-tune", "negative transfer"):
         assert term in drawn, term
     plt.close("all")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: plot_learning_curves(None), TypeError, "histories must be a History or a dict of label -> History, got NoneType"),
+    (lambda: plot_learning_curves({"run": [0.5]}), TypeError, "histories must be a History or a dict"),
+    (lambda: plot_confusion_matrix(None, ["a"]), TypeError, r"matrix must be a \(K, K\) tensor and class_names a list of K names, got NoneType"),
+    (lambda: plot_confusion_matrix(torch.eye(2), "ab"), TypeError, "class_names a list of K names, got Tensor and str"),
+    (lambda: plot_image_grid([[0.0]]), TypeError, r"images must be a \(N, C, H, W\) tensor, got list"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -55,3 +55,9 @@ def test_choose_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             choose_device("cuda")
+
+
+@pytest.mark.parametrize("state", [None, [1, 2], "python"])
+def test_restore_rng_state_names_a_non_dict(state):
+    with pytest.raises(TypeError, match="state must be the dict returned by capture_rng_state"):
+        restore_rng_state(state)

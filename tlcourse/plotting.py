@@ -48,6 +48,8 @@ def plot_learning_curves(histories: History | Mapping[str, History], column: str
     """
     if isinstance(histories, History):
         histories = {column: histories}
+    if not isinstance(histories, Mapping) or not all(isinstance(h, History) for h in histories.values()):
+        raise TypeError(f"histories must be a History or a dict of label -> History, got {type(histories).__name__}")
     figure, ax = new_axes(ax, (5, 3.5))
     for label, history in histories.items():
         ax.plot(history["epoch"], history[column], marker="o", label=label)
@@ -76,6 +78,9 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], ax: 
     Example:
         >>> fig = plot_confusion_matrix(torch.eye(2), ["a", "b"])
     """
+    if matrix is None or isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise TypeError(f"matrix must be a (K, K) tensor and class_names a list of K names, got "
+                        f"{type(matrix).__name__} and {type(class_names).__name__}")
     matrix = torch.as_tensor(matrix).double()
     if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(class_names):
         raise ValueError(f"expected a ({len(class_names)}, {len(class_names)}) matrix for {len(class_names)} "
@@ -113,7 +118,9 @@ def plot_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, n
     Example:
         >>> fig = plot_image_grid(torch.rand(4, 3, 8, 8), titles=list("abcd"), num_columns=2)
     """
-    images = torch.as_tensor(images).detach().float().cpu()
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a (N, C, H, W) tensor, got {type(images).__name__}")
+    images = images.detach().float().cpu()
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
     if titles is not None and len(titles) != len(images):

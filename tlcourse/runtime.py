@@ -180,6 +180,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     Example:
         >>> restore_rng_state(capture_rng_state())
     """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be the dict returned by capture_rng_state(), got {type(state).__name__}")
     missing = {"python", "numpy", "torch"} - set(state)
     if missing:
         raise ValueError(f"RNG state is missing {sorted(missing)}; expected the output of capture_rng_state()")
