@@ -13,6 +13,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from tlcourse.checks import check_int
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -61,6 +63,7 @@ def image_transforms(image_size: int, train: bool, mean: Sequence[float] = IMAGE
     """
     from torchvision.transforms import v2
 
+    check_int("image_size", image_size)
     if image_size < VGG16_MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {VGG16_MIN_IMAGE_SIZE} for VGG16's five pools, "
                          f"got {image_size}")
