@@ -70,3 +70,19 @@ def test_optimizer_built_before_a_head_swap_is_named() -> None:
         check_optimizer_covers(model, optimizer)
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got list"):
         check_optimizer_covers(model, [model[1].weight])
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ([0.5, math.nan], ValueError, r"fractions must be non-negative and sum to 1, got \[0.5, nan\]"),
+    ([0.5, 0.6], ValueError, "fractions must be non-negative and sum to 1"),
+    ([1.5, -0.5], ValueError, "fractions must be non-negative"),
+    ([math.inf], ValueError, "fractions must be non-negative"),
+    (None, TypeError, "fractions must be a list, got NoneType"),
+    ([], ValueError, "fractions is empty"),
+])
+def test_check_fractions_refuses_nan_negative_and_wrong_sums(value, error, message) -> None:
+    from tlcourse.checks import check_fractions
+
+    assert check_fractions("fractions", (0.25, 0.75)) == [0.25, 0.75]
+    with pytest.raises(error, match=message):
+        check_fractions("fractions", value)

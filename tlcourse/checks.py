@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 __all__ = ["check_int", "describe", "check_module", "check_tensor", "check_sequence", "check_number",
-           "check_optimizer_covers"]
+           "check_fractions", "check_optimizer_covers"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -135,6 +135,29 @@ def check_number(name: str, value: Any, low: float = -math.inf, high: float = ma
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {describe(value)}")
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+
+
+def check_fractions(name: str, value: Any) -> list:
+    """Return ``value`` as a list, or raise unless it holds finite non-negative numbers summing to 1.
+
+    NaN compares false with everything, so it would slip past ``f < 0`` and ``sum != 1`` tests.
+
+    Args:
+        name: the argument's name.
+        value: e.g. ``[0.8, 0.2]``.
+
+    Returns:
+        ``list(value)``.
+
+    Example:
+        >>> check_fractions("fractions", (0.8, 0.2))
+        [0.8, 0.2]
+    """
+    values = check_sequence(name, value)
+    if not (all(isinstance(f, numbers.Real) and math.isfinite(f) and f >= 0 for f in values)
+            and abs(sum(values) - 1.0) <= 1e-6):
+        raise ValueError(f"{name} must be non-negative and sum to 1, got {values}")
+    return values
 
 
 def check_optimizer_covers(model: nn.Module, optimizer: Any) -> None:

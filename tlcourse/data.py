@@ -14,9 +14,8 @@ import csv
 import importlib.util
 import io
 import json
-import pickle
-import math
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
@@ -26,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
-from tlcourse.checks import check_int, check_sequence
+from tlcourse.checks import check_fractions, check_int
 from tlcourse.runtime import make_generator
 
 __all__ = ["load_cifar10", "load_mnist_5k", "load_digits_images", "load_rotten_tomatoes_snippets", "save_sst2",
@@ -168,14 +167,11 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
         root: folder; default ``cache_dir()/sst2``.
 
     Returns:
-        The folder written.
+        The folder written. Files are renamed into place only once every split is complete, so a
+        failed or killed write never leaves a truncated file that counts as cached.
 
     Raises:
-        TypeError: if a split's texts are not a list of strings (a single string included).
-        ValueError: for another split name, texts and labels of different lengths, or labels not 0/1.
-
-    Every file is written to a temporary name and renamed into place only once all splits are
-    complete, so a failed or killed write never leaves a truncated file that counts as cached.
+        TypeError, ValueError: texts not a list of strings; another split; lengths that differ; labels not 0/1.
 
     Example:
         >>> # save_sst2({"train": (["good"], [1]), "validation": (["bad"], [0])})
@@ -193,19 +189,16 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
             raise ValueError(f"split {split!r}: labels must be 0 or 1, got {sorted(set(labels))[:5]}")
     root = Path(root) if root is not None else cache_dir() / "sst2"
     root.mkdir(parents=True, exist_ok=True)
-    written: dict[Path, Path] = {}  # final file -> its complete temporary
+    temporaries = {split: root / f".{split}.jsonl.{os.getpid()}.tmp" for split in splits}
     try:
         for split, (texts, labels) in splits.items():
-            temporary = root / f".{split}.jsonl.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as handle:
-                for text, label in zip(texts, labels):
-                    handle.write(json.dumps({"sentence": text, "label": int(label)}) + "\n")
-            written[root / f"{split}.jsonl"] = temporary
-        for final, temporary in written.items():
-            os.replace(temporary, final)  # atomic: the old file or the complete new one
+            with open(temporaries[split], "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps({"sentence": t, "label": int(y)}) + "\n" for t, y in zip(texts, labels))
+        for split, temporary in temporaries.items():
+            os.replace(temporary, root / f"{split}.jsonl")  # atomic: the old file or the complete new one
     finally:  # nothing half-written stays behind, whatever failed
-        for split in splits:
-            (root / f".{split}.jsonl.{os.getpid()}.tmp").unlink(missing_ok=True)
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
     return root
 
 
@@ -240,9 +233,8 @@ def load_sst2(split: str, root: str | Path | None = None) -> tuple[list[str], li
                 texts.append(str(row["sentence"]))
                 labels.append(int(row["label"]))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise AssetUnavailableError(
-                    f"SST-2 cache file {file} is corrupted at line {number} ({error}); delete it and "
-                    "run: python -m tlcourse fetch sst2") from None
+                raise AssetUnavailableError(f"SST-2 cache file {file} is corrupted at line {number} ({error}); "
+                                            "delete it and run: python -m tlcourse fetch sst2") from None
     return texts, labels
 
 
@@ -301,12 +293,9 @@ def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed:
         >>> per_class_subset([0, 0, 1, 1, 1], per_class=1, seed=0).__len__()
         2
     """
-    if labels is None or isinstance(labels, str):
-        raise TypeError(f"labels must be a sequence or tensor of integer labels, got {type(labels).__name__}")
+    if labels is None or isinstance(labels, str) or torch.as_tensor(labels).is_floating_point():
+        raise TypeError(f"labels must be integer class labels, got {getattr(labels, 'dtype', type(labels).__name__)}")
     labels = torch.as_tensor(labels)
-    if labels.is_floating_point() or labels.dim() != 1:
-        raise ValueError(f"labels must be integer labels of shape (N,), got a {labels.dtype} tensor of "
-                         f"shape {tuple(labels.shape)}")
     check_int("per_class", per_class)
     classes = sorted(set(labels.tolist())) if classes is None else list(classes)
     generator = make_generator(seed)
@@ -317,13 +306,6 @@ def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed:
             raise ValueError(f"class {label} has {len(indices)} examples, fewer than per_class={per_class}")
         chosen += indices[torch.randperm(len(indices), generator=generator)[:per_class]].tolist()
     return sorted(chosen)
-
-
-def _valid_fractions(fractions: Sequence[float]) -> bool:
-    # NaN compares False with everything, so it would pass "f < 0" and "sum != 1" tests: check finiteness.
-    values = check_sequence("fractions", fractions)
-    return (all(isinstance(f, (int, float)) and math.isfinite(f) and f >= 0 for f in values)
-            and abs(sum(values) - 1.0) <= 1e-6)
 
 
 def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[list[int]]:
@@ -344,8 +326,7 @@ def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[lis
         >>> [len(p) for p in split_indices(10, (0.8, 0.2), seed=0)]
         [8, 2]
     """
-    if not _valid_fractions(fractions):
-        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    check_fractions("fractions", fractions)
     check_int("count", count)
     order = torch.randperm(count, generator=make_generator(seed)).tolist()
     parts, start = [], 0
@@ -381,8 +362,7 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
         raise TypeError(f"groups must be a list of group names, one per example, got {type(groups).__name__}")
     if len(groups) == 0:
         raise ValueError("groups is empty")
-    if not _valid_fractions(fractions):
-        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    check_fractions("fractions", fractions)
     names = sorted(set(groups))
     order = torch.randperm(len(names), generator=make_generator(seed)).tolist()
     part_of: dict[str, int] = {}
