@@ -1,0 +1,419 @@
+"""The parameter-efficient fine-tuning chapter: its sizes per profile and its bookkeeping.
+
+* :data:`SETTINGS` / :func:`settings`: the chapter's sizes for each profile;
+* :func:`load_film_splits`: Rotten Tomatoes snippets split by film into train, validation and test,
+  plus a same-film retrieval set of held-out films (the "source task");
+* :func:`build_classifier`: MiniLM (or BERT) with a mean-pooled linear head, made trainable the
+  way a method asks (linear probe, BitFit, LoRA through ``peft``, full fine-tuning);
+* :func:`train_steps`: the BERT recipe (AdamW groups, warmup, clipping) for a fixed number of
+  optimiser steps around :func:`tlcourse.train.fit`, with an optional ``loss_fn`` (L2-SP);
+* :func:`encoder_retrieval_accuracy`: the pretrained sentence-embedding ability, measured;
+* :func:`plot_forgetting_tradeoff`: target accuracy against source accuracy.
+
+Costs are measured by :mod:`tlcourse.footprint`; LoRA itself is written out in :mod:`tlcourse.lora`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import nn
+
+from tlcourse.checks import check_int
+from tlcourse.data import load_rotten_tomatoes_snippets, split_by_group
+from tlcourse.metrics import nearest_neighbour_accuracy
+from tlcourse.models import SentenceClassifier, load_text_encoder
+from tlcourse.optimization import linear_warmup_schedule, weight_decay_groups
+from tlcourse.plotting import new_axes
+from tlcourse.profiles import Profile, settings_for
+from tlcourse.runtime import make_generator
+from tlcourse.text import sentence_features
+from tlcourse.train import fit
+
+__all__ = ["PeftSettings", "SETTINGS", "settings", "FilmSplits", "load_film_splits", "METHODS", "LORA_TARGETS",
+           "build_classifier", "train_steps", "encoder_retrieval_accuracy", "plot_forgetting_tradeoff"]
+
+
+@dataclass(frozen=True)
+class PeftSettings:
+    """Sizes of the chapter's runs under one profile.
+
+    Attributes:
+        text_model: asset name of the encoder (the registry may replace it by its stand-in).
+        max_train_examples: training snippets (a random subset of the training films').
+        max_validation_examples: validation snippets.
+        max_test_examples: test snippets.
+        retrieval_films: held-out films in the same-film retrieval set.
+        snippets_per_film: snippets of each of those films.
+        batch_size: examples per optimiser step, the same for every method.
+        num_steps: optimiser steps of every method (equal budget).
+        max_length: tokens per snippet.
+        num_seeds: seeds of every method.
+        lora_ranks: the LoRA ranks compared.
+        lora_alpha: LoRA's scale numerator (update scaled by ``alpha / r``).
+        learning_rates: peak learning rate per method family (``probe``, ``bitfit``, ``lora``, ``full``).
+        l2_sp_strength: L2-SP's ``alpha`` (penalty ``alpha / 2 * ||w - w0||^2``).
+        wise_alphas: WiSE-FT interpolation weights evaluated.
+        warmup_fraction: share of the steps spent warming up.
+    """
+
+    text_model: str
+    max_train_examples: int
+    max_validation_examples: int
+    max_test_examples: int
+    retrieval_films: int
+    snippets_per_film: int
+    batch_size: int
+    num_steps: int
+    max_length: int
+    num_seeds: int
+    lora_ranks: tuple[int, ...]
+    lora_alpha: float
+    learning_rates: Mapping[str, float]
+    l2_sp_strength: float
+    wise_alphas: tuple[float, ...]
+    warmup_fraction: float
+
+    def __post_init__(self) -> None:  # the same steps for all, in whole epochs for the cached-feature probe
+        if self.num_steps % math.ceil(self.max_train_examples / self.batch_size):
+            raise ValueError(f"num_steps={self.num_steps} must be whole epochs of "
+                             f"{math.ceil(self.max_train_examples / self.batch_size)} steps "
+                             f"({self.max_train_examples} examples in batches of {self.batch_size})")
+
+    @property
+    def num_epochs(self) -> int:
+        """Passes over the training snippets that ``num_steps`` make."""
+        return self.num_steps // math.ceil(self.max_train_examples / self.batch_size)
+
+
+# Peak rates chosen on the validation films in a preliminary sweep of one seed (cpu profile): the
+# new head at the probe's rate in every method, the pretrained weights lower the more of them move
+_RATES = {"probe": 3e-2, "bitfit": 3e-3, "lora": 1e-3, "full": 2e-4}
+
+SETTINGS: dict[str, PeftSettings] = {
+    "smoke": PeftSettings(text_model="minilm-l6", max_train_examples=32, max_validation_examples=16,
+                          max_test_examples=32, retrieval_films=4, snippets_per_film=4, batch_size=8, num_steps=4,
+                          max_length=32, num_seeds=2, lora_ranks=(2, 8), lora_alpha=16.0, learning_rates=_RATES,
+                          l2_sp_strength=1.0, wise_alphas=(0.0, 0.5, 1.0), warmup_fraction=0.1),
+    # one pass over 768 snippets, 48 steps of 16, for each of 5 trained methods and 3 seeds: the
+    # chapter's budget of about 5 minutes on 2 cores
+    "cpu": PeftSettings(text_model="minilm-l6", max_train_examples=768, max_validation_examples=240,
+                        max_test_examples=400, retrieval_films=40, snippets_per_film=6, batch_size=16, num_steps=48,
+                        max_length=48, num_seeds=3, lora_ranks=(2, 8), lora_alpha=16.0, learning_rates=_RATES,
+                        l2_sp_strength=1.0, wise_alphas=(0.0, 0.25, 0.5, 0.75, 1.0), warmup_fraction=0.1),
+    "gpu": PeftSettings(text_model="bert-base-uncased", max_train_examples=9600, max_validation_examples=1000,
+                        max_test_examples=2000, retrieval_films=100, snippets_per_film=8, batch_size=32,
+                        num_steps=600, max_length=64, num_seeds=3, lora_ranks=(2, 8, 32), lora_alpha=16.0,
+                        learning_rates={"probe": 1e-2, "bitfit": 1e-3, "lora": 5e-4, "full": 2e-5},
+                        l2_sp_strength=1.0, wise_alphas=(0.0, 0.25, 0.5, 0.75, 1.0), warmup_fraction=0.1),
+}
+
+
+def settings(profile: Profile) -> PeftSettings:
+    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
+
+    Args:
+        profile: the run profile.
+
+    Returns:
+        The :class:`PeftSettings` row of that profile.
+
+    Raises:
+        ValueError: a profile without a row.
+
+    Example:
+        >>> from tlcourse.profiles import get_profile
+        >>> settings(get_profile("cpu")).num_seeds
+        3
+    """
+    return settings_for(SETTINGS, profile)
+
+
+@dataclass(frozen=True)
+class FilmSplits:
+    """Snippets split by film, and a retrieval set of held-out films.
+
+    Attributes:
+        train_texts: training snippets (training films only).
+        train_labels: 1 fresh, 0 rotten.
+        validation_texts: snippets of the validation films.
+        validation_labels: their labels.
+        test_texts: snippets of the test films, shortest first.
+        test_labels: their labels.
+        retrieval_texts: ``snippets_per_film`` snippets of each of ``retrieval_films`` test films,
+            half of them fresh and half rotten.
+        retrieval_films: the film index (0, 1, ...) of each retrieval snippet.
+        retrieval_labels: the sentiment label of each retrieval snippet.
+        description: one line on the split, for the chapter to print.
+    """
+
+    train_texts: list[str]
+    train_labels: list[int]
+    validation_texts: list[str]
+    validation_labels: list[int]
+    test_texts: list[str]
+    test_labels: list[int]
+    retrieval_texts: list[str]
+    retrieval_films: list[int]
+    retrieval_labels: list[int]
+    description: str
+
+
+def load_film_splits(config: PeftSettings, seed: int = 0, path: str | Path | None = None) -> FilmSplits:
+    """Rotten Tomatoes snippets split 70/10/20 by film, plus a same-film retrieval set.
+
+    Whole films go to one side (:func:`tlcourse.data.split_by_group`), so no film's title, actors
+    or plot words help across the split. The retrieval set takes ``config.snippets_per_film``
+    snippets from each of ``config.retrieval_films`` test films, half fresh and half rotten: a
+    task the sentiment fine-tuning never sees, on films it never sees.
+
+    Args:
+        config: the chapter's sizes.
+        seed: which films go where and which subsets are drawn.
+        path: read this ``.csv.bz2`` instead of the installed file.
+
+    Returns:
+        The :class:`FilmSplits`.
+
+    Raises:
+        ValueError: fewer test films with enough snippets than ``config.retrieval_films``.
+
+    Example:
+        >>> splits = load_film_splits(SETTINGS["smoke"])
+        >>> len(splits.retrieval_texts), sorted(set(splits.retrieval_films)), sum(splits.retrieval_labels)
+        (16, [0, 1, 2, 3], 8)
+    """
+    texts, labels, movies = load_rotten_tomatoes_snippets(path)
+    train, validation, test = split_by_group(movies, (0.7, 0.1, 0.2), seed=seed)
+    generator = make_generator(seed)
+
+    def subset(indices: list[int], count: int) -> list[int]:
+        return [indices[i] for i in torch.randperm(len(indices), generator=generator)[:count].tolist()]
+
+    by_film: dict[tuple[str, int], list[int]] = {}
+    for index in test:
+        by_film.setdefault((movies[index], labels[index]), []).append(index)
+    per_label = config.snippets_per_film // 2
+    candidates = sorted({film for film, _ in by_film}
+                        if per_label == 0 else {film for film, _ in by_film
+                                                if min(len(by_film.get((film, 0), [])),
+                                                       len(by_film.get((film, 1), []))) >= per_label})
+    if len(candidates) < config.retrieval_films:
+        raise ValueError(f"only {len(candidates)} test films have {per_label} fresh and {per_label} rotten "
+                         f"snippets; retrieval_films={config.retrieval_films} asks for more")
+    chosen = subset(candidates, config.retrieval_films)  # type: ignore[arg-type]
+    retrieval = [(film_index, member) for film_index, film in enumerate(chosen) for label in (0, 1)
+                 for member in subset(by_film[(film, label)], per_label)]
+    train = subset(train, config.max_train_examples)
+    validation = subset(validation, config.max_validation_examples)
+    test = sorted(subset(test, config.max_test_examples), key=lambda i: len(texts[i]))
+    description = (f"{len(texts)} snippets of {len(set(movies))} films split by film; train {len(train)}, "
+                   f"validation {len(validation)}, test {len(test)} snippets; retrieval set "
+                   f"{len(retrieval)} snippets of {len(chosen)} test films")
+    return FilmSplits([texts[i] for i in train], [labels[i] for i in train],
+                      [texts[i] for i in validation], [labels[i] for i in validation],
+                      [texts[i] for i in test], [labels[i] for i in test],
+                      [texts[i] for _, i in retrieval], [film for film, _ in retrieval],
+                      [labels[i] for _, i in retrieval], description)
+
+
+METHODS = ("linear probe", "BitFit", "LoRA", "full fine-tuning")
+
+# LoRA's paper adapts the attention's query and value projections; BERT-like models name them so
+LORA_TARGETS = ("query", "value")
+
+
+def build_classifier(source: str, method: str, lora_rank: int = 8, lora_alpha: float = 16.0,
+                     encoder: nn.Module | None = None) -> tuple[Any, nn.Module]:
+    """A mean-pooled sentence classifier whose trainable parameters are the ones ``method`` trains.
+
+    The encoder gets a linear head on the mean of its token vectors
+    (:class:`tlcourse.models.SentenceClassifier`): the pooling MiniLM was trained with, so the
+    vectors that feed the head are the sentence embeddings whose forgetting the chapter measures.
+
+    Args:
+        source: ``from_pretrained`` name or folder (:func:`tlcourse.models.text_model_source`).
+        method: ``"linear probe"`` (head only), ``"BitFit"`` (head and every bias),
+            ``"LoRA"`` (head and rank-``lora_rank`` adapters on query and value, through ``peft``)
+            or ``"full fine-tuning"`` (everything).
+        lora_rank: ``r`` for ``"LoRA"``.
+        lora_alpha: ``peft``'s ``lora_alpha`` for ``"LoRA"``.
+        encoder: use this loaded encoder instead of loading one (only for ``"linear probe"``, which
+            leaves it unchanged, so that several probes can share one pretrained encoder).
+
+    Returns:
+        ``(tokenizer, model)`` (no tokenizer when ``encoder`` is given); for LoRA the model is a
+        ``peft.PeftModel``.
+
+    Raises:
+        ValueError: unknown ``method``, or ``encoder`` given for a method that would change it.
+
+    Example:
+        >>> # tokenizer, model = build_classifier(source, "LoRA", lora_rank=8)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if encoder is not None and method != "linear probe":
+        raise ValueError(f"only a linear probe may share a loaded encoder; {method!r} trains it")
+    tokenizer = None
+    if encoder is None:
+        tokenizer, encoder = load_text_encoder(source)
+    model: nn.Module = SentenceClassifier(encoder, num_labels=2, pooling="mean")
+    if getattr(encoder, "pooler", None) is not None:
+        # mean pooling never calls BERT's pooler: frozen, so that it is not counted as trained
+        encoder.pooler.requires_grad_(False)
+    if method == "linear probe":
+        model.encoder.requires_grad_(False)
+    elif method == "BitFit":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_((name.endswith(".bias") and ".pooler." not in name) or name.startswith("classifier."))
+    elif method == "LoRA":
+        from peft import LoraConfig, get_peft_model
+
+        lora_config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0,
+                                 target_modules=list(LORA_TARGETS), modules_to_save=["classifier"])
+        model = get_peft_model(model, lora_config)
+    return tokenizer, model
+
+
+def train_steps(model: nn.Module, loader: Any, *, num_steps: int, learning_rate: float,
+                head_learning_rate: float | None = None, head_name: str = "classifier", warmup_fraction: float = 0.1,
+                weight_decay: float = 0.01, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                device: torch.device | str = "cpu") -> tuple[Any, int]:
+    """The BERT chapter's recipe for exactly ``num_steps`` optimiser steps, whatever is trained.
+
+    AdamW over the trainable parameters, without decay on biases and LayerNorm weights
+    (:func:`tlcourse.optimization.weight_decay_groups`), the head in groups of its own rate,
+    linear warmup then decay (:func:`tlcourse.optimization.linear_warmup_schedule`) and clipping
+    at norm 1; :func:`tlcourse.train.fit` runs the loop. The same function trains a linear probe on
+    cached vectors (``model`` is then the head, ``loader`` yields ``(vectors, labels)``).
+
+    Args:
+        model: returns logits for the loader's batches.
+        loader: training batches (e.g. :func:`tlcourse.text.length_grouped_loader`).
+        num_steps: optimiser steps: part of one epoch, or whole epochs.
+        learning_rate: peak rate of the pretrained (non-head) parameters.
+        head_learning_rate: peak rate of the new head's parameters (default ``learning_rate``):
+            a randomly initialised head needs a far larger rate than pretrained weights.
+        head_name: a parameter belongs to the head when a component of its name is this
+            (``classifier.weight``, or ``base_model.model.classifier.modules_to_save.default.weight``
+            in ``peft``).
+        warmup_fraction: share of the steps spent warming up.
+        weight_decay: AdamW's decoupled decay of the non-exempt weights.
+        loss_fn: ``loss_fn(logits, targets)`` for ``fit`` (e.g. an L2-SP penalised loss).
+        device: where to train.
+
+    Returns:
+        ``(history, steps)``: ``fit``'s history and the optimiser steps taken.
+
+    Raises:
+        ValueError: ``num_steps < 1``, more than one epoch but not whole epochs, or nothing to train.
+
+    Example:
+        >>> head = nn.Linear(3, 2)
+        >>> data = torch.utils.data.TensorDataset(torch.randn(8, 3), torch.tensor([0, 1] * 4))
+        >>> _, steps = train_steps(head, torch.utils.data.DataLoader(data, batch_size=4), num_steps=4,
+        ...                        learning_rate=1e-2)
+        >>> steps
+        4
+    """
+    check_int("num_steps", num_steps)
+    if num_steps > len(loader) and num_steps % len(loader):
+        raise ValueError(f"num_steps={num_steps} must be at most one epoch or whole epochs of {len(loader)} steps")
+    num_epochs = math.ceil(num_steps / len(loader))
+    per_epoch = min(num_steps, len(loader))
+    groups = []
+    for group in weight_decay_groups(model, weight_decay, learning_rate):  # no decay on biases, LayerNorm
+        for is_head in (False, True):
+            members = [p for name, p in zip(group["names"], group["params"])
+                       if (head_name in name.split(".")) == is_head]
+            rate = head_learning_rate if is_head and head_learning_rate is not None else learning_rate
+            if members:
+                groups.append({"params": members, "weight_decay": group["weight_decay"], "lr": rate})
+    if not groups:
+        raise ValueError("the model has no trainable parameter: nothing to train")
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    total = per_epoch * num_epochs
+    scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total), total)
+    steps: list[int] = []
+    history = fit(model, loader, optimizer, num_epochs=num_epochs, loss_fn=loss_fn, scheduler=scheduler,
+                  device=device, max_grad_norm=1.0, max_steps_per_epoch=per_epoch,
+                  on_step=lambda epoch, step, loss: steps.append(step))
+    return history, len(steps)
+
+
+def encoder_retrieval_accuracy(encoder: nn.Module, loader: Any, films: Sequence[int], labels: Sequence[int],
+                               device: torch.device | str = "cpu") -> float:
+    """The source task: same-film retrieval with an encoder's mean-pooled sentence vectors.
+
+    MiniLM was pretrained to give sentences about the same thing nearby vectors; this measures
+    that ability without fitting anything, so it shows what the encoder itself has kept. A
+    snippet's neighbour is searched among the snippets of its own sentiment only: critics tend to
+    agree about a film, so sentiment alone would find same-film neighbours, and a sentiment-tuned
+    encoder would look as if it had learnt to retrieve films.
+
+    Args:
+        encoder: a BERT-like ``AutoModel`` (for a fine-tuned classifier, its ``encoder``).
+        loader: padded dict batches of the retrieval snippets, in order (labels are ignored).
+        films: the film of each snippet.
+        labels: the sentiment of each snippet; neighbours are searched within a label.
+        device: where the encoder runs.
+
+    Returns:
+        :func:`tlcourse.metrics.nearest_neighbour_accuracy` of the vectors, within labels.
+
+    Example:
+        >>> # encoder_retrieval_accuracy(model.encoder, retrieval_loader, splits.retrieval_films, splits.retrieval_labels)
+    """
+    vectors = sentence_features(encoder, loader, ["mean"], device=device)["mean"].tensors[0]  # (N, hidden)
+    return nearest_neighbour_accuracy(vectors, films, within=labels)
+
+
+def plot_forgetting_tradeoff(points: Sequence[Mapping[str, Any]], pretrained_source: float,
+                             ax: Axes | None = None) -> Figure:
+    """Target accuracy against source accuracy, one marker per run, WiSE-FT as a path.
+
+    Args:
+        points: rows with ``method``, ``source`` (source-task accuracy), ``target`` (target
+            accuracy) and, for WiSE-FT points, ``alpha``; rows of one method share a colour.
+        pretrained_source: the pretrained encoder's source accuracy (a vertical line).
+        ax: draw here; default a new figure.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: no points.
+
+    Example:
+        >>> figure = plot_forgetting_tradeoff([{"method": "full", "source": 0.2, "target": 0.8}], 0.3)
+    """
+    if not points:
+        raise ValueError("points is empty: nothing to plot")
+    figure, ax = new_axes(ax, (6.4, 4.4))
+    methods = list(dict.fromkeys(str(point["method"]) for point in points))
+    for index, method in enumerate(methods):
+        rows = [point for point in points if point["method"] == method]
+        color = f"C{index}"
+        if "alpha" in rows[0]:
+            by_alpha: dict[float, list[Mapping[str, Any]]] = {}
+            for row in rows:
+                by_alpha.setdefault(float(row["alpha"]), []).append(row)
+            alphas = sorted(by_alpha)
+            source = [sum(r["source"] for r in by_alpha[a]) / len(by_alpha[a]) for a in alphas]
+            target = [sum(r["target"] for r in by_alpha[a]) / len(by_alpha[a]) for a in alphas]
+            ax.plot(source, target, "-o", color=color, label=f"{method} (mean over seeds)", markersize=4)
+            for alpha, x, y in zip(alphas, source, target):
+                ax.annotate(f"α={alpha:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        else:
+            ax.scatter([r["source"] for r in rows], [r["target"] for r in rows], color=color, label=method, s=22)
+    ax.axvline(pretrained_source, color="grey", linestyle="--", linewidth=1, label="pretrained encoder")
+    ax.set_xlabel("source task: same-film retrieval accuracy")
+    ax.set_ylabel("target task: sentiment test accuracy")
+    ax.legend(fontsize=7)
+    return figure
