@@ -1,45 +1,38 @@
-"""The fusion chapter's experiment: a small digit MLP, pretrained, probed and fine-tuned.
+"""The fusion chapter's experiment: WiSE-FT's setup (Wortsman et al., 2022) at laptop scale.
 
-Everything ``book/fusion.md`` trains comes from here, so that the main experiment and the narrow
-loss-barrier experiment run the same recipe:
-
-- :class:`FusionSettings` and :func:`settings`: the sizes for each profile;
-- :func:`make_digit_mlp`: an MLP with a swappable ``head``;
-- :func:`pretrain_and_probe`: pretrain on the source digits, then fit a new head on the frozen body
-  (a linear probe, the shared start of every fine-tuning run);
-- :func:`fine_tune_copy`: one full fine-tuning run from a copy of the probe;
-- :func:`permute_hidden_units`: the same function at another point of weight space.
-
-The fusion operations themselves (interpolation, soups, ensembles) are in :mod:`tlcourse.fusion`.
+The pretrained model is a digit MLP trained on broad data (MNIST digits at random rotations and
+resolutions, :func:`make_broad_digits`); its head already predicts the ten digits, so it
+classifies any digit data set zero-shot, as CLIP does with a text head. The target task is another
+digit data set (scikit-learn's optical digits, :func:`optical_digits_as_mnist`) with few upright
+training examples and a rotated test set (:func:`load_target_task`). Every fine-tuning run starts
+from the pretrained model (:func:`fine_tune_copy`). Sizes per profile: :data:`SETTINGS`.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from tlcourse.data import make_loader
+from tlcourse.checks import check_int
+from tlcourse.data import make_loader, split_indices
 from tlcourse.fusion import StateDict
 from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
-from tlcourse.transfer import freeze, unfreeze
 
-__all__ = [
-    "FusionSettings",
-    "SETTINGS",
-    "settings",
-    "make_digit_mlp",
-    "pretrain_and_probe",
-    "fine_tune_copy",
-    "permute_hidden_units",
-]
+__all__ = ["FusionSettings", "SETTINGS", "settings", "MNIST_MEAN", "MNIST_STD", "rotate_digits", "make_broad_digits",
+           "optical_digits_as_mnist", "TargetTask", "load_target_task", "make_digit_mlp", "pretrain_digit_classifier",
+           "fine_tune_copy", "permute_hidden_units"]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation: every input is standardised
 
 
 @dataclass(frozen=True)
@@ -47,55 +40,60 @@ class FusionSettings:
     """Sizes of the fusion chapter's experiments for one profile.
 
     Attributes:
-        pretrain_epochs: epochs of pretraining on digits 0-4.
-        finetune_epochs: epochs of each fine-tuning run on digits 5-9.
-        probe_epochs: epochs of the linear probe (head only).
-        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
-        num_soup_runs: fine-tuning runs (seeds and learning rates) that go into the soups.
-        num_alphas: interpolation coefficients in the WiSE-FT sweep.
-        hidden_size: width of the MLP's hidden layers.
-        rotation_degrees: rotation of the shifted test set.
-        barrier_hidden_size: width of the narrow MLP of the loss-barrier experiment (narrow
-            networks show the barrier between basins most clearly).
-        barrier_epochs: epochs of each narrow MLP trained from a random initialisation.
-        num_barrier_models: narrow MLPs trained from random initialisations (every pair is
-            interpolated), and random permutations of the fine-tuned one.
-
+        hidden_size: width of the MLP's two hidden layers.
+        max_pretrain_digits: MNIST digits used for pretraining (before augmented copies).
+        pretrain_copies: randomly rotated and degraded copies of each pretraining digit.
+        pretrain_rotation_degrees: pretraining rotations are uniform in ``[-d, d]``.
+        pretrain_epochs: epochs of pretraining.
+        pretrain_batch_size: examples per pretraining step.
+        num_train_examples: labelled target training examples per seed (few: a narrow task).
+        max_eval_examples: cap on target validation and test examples.
+        shift_rotation_degrees: the shifted test set rotates each test digit by ``+d`` or ``-d``.
+        learning_rates: one fine-tuning run per entry, each with its own seed (the soup's ingredients).
+        finetune_epochs: epochs of each fine-tuning run.
+        num_seeds: repetitions (target split, shift and fine-tuning seeds) of the comparisons.
+        num_alphas: interpolation coefficients in ``[0, 1]`` for the WiSE-FT curve.
         batch_size: examples per step.
-        max_train_examples: cap on source and target training examples.
-        max_eval_examples: cap on validation and test examples.
+        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
+        barrier_hidden_size: width of the narrow MLP of the loss-barrier experiment.
+        barrier_epochs: epochs of each narrow MLP trained from a random initialisation.
+        num_barrier_models: narrow MLPs from random initialisations, and random permutations.
     """
 
-    pretrain_epochs: int
-    finetune_epochs: int
-    probe_epochs: int
-    max_steps_per_epoch: int | None
-    num_soup_runs: int
-    num_alphas: int
     hidden_size: int
-    rotation_degrees: float
+    max_pretrain_digits: int
+    pretrain_copies: int
+    pretrain_rotation_degrees: float
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    num_train_examples: int
+    max_eval_examples: int
+    shift_rotation_degrees: float
+    learning_rates: tuple[float, ...]
+    finetune_epochs: int
+    num_seeds: int
+    num_alphas: int
+    batch_size: int
+    max_steps_per_epoch: int | None
     barrier_hidden_size: int
     barrier_epochs: int
     num_barrier_models: int
-    batch_size: int
-    max_train_examples: int
-    max_eval_examples: int
 
 
 SETTINGS: dict[str, FusionSettings] = {
-    "smoke": FusionSettings(pretrain_epochs=1, finetune_epochs=1, probe_epochs=1, max_steps_per_epoch=3,
-                            num_soup_runs=4, num_alphas=11, hidden_size=64, rotation_degrees=35.0,
-                            barrier_hidden_size=16, barrier_epochs=1, num_barrier_models=2, batch_size=16,
-                            max_train_examples=64, max_eval_examples=64),
-    "cpu": FusionSettings(pretrain_epochs=6, finetune_epochs=4, probe_epochs=3, max_steps_per_epoch=None,
-                          num_soup_runs=5, num_alphas=11, hidden_size=256, rotation_degrees=35.0,
-                          barrier_hidden_size=16, barrier_epochs=15, num_barrier_models=4, batch_size=32,
-                          max_train_examples=2000, max_eval_examples=1000),
-    "gpu": FusionSettings(pretrain_epochs=10, finetune_epochs=6, probe_epochs=4, max_steps_per_epoch=None,
-                          num_soup_runs=6, num_alphas=21, hidden_size=512, rotation_degrees=35.0,
-                          barrier_hidden_size=16, barrier_epochs=20, num_barrier_models=4, batch_size=128,
-                          max_train_examples=10**9, max_eval_examples=10**9),
+    "smoke": FusionSettings(hidden_size=32, max_pretrain_digits=64, pretrain_copies=1, pretrain_rotation_degrees=60.0,
+                            pretrain_epochs=1, pretrain_batch_size=16, num_train_examples=32, max_eval_examples=64,
+                            shift_rotation_degrees=45.0, learning_rates=(1e-3, 3e-3, 1e-3), finetune_epochs=1,
+                            num_seeds=2, num_alphas=5, batch_size=16, max_steps_per_epoch=3, barrier_hidden_size=8,
+                            barrier_epochs=1, num_barrier_models=2),
+    "cpu": FusionSettings(hidden_size=256, max_pretrain_digits=5000, pretrain_copies=4, pretrain_rotation_degrees=60.0,
+                          pretrain_epochs=8, pretrain_batch_size=64, num_train_examples=100, max_eval_examples=1000,
+                          shift_rotation_degrees=45.0, learning_rates=(1e-3, 2e-3, 3e-3, 1e-3, 2e-3, 3e-3),
+                          finetune_epochs=10, num_seeds=10, num_alphas=11, batch_size=32, max_steps_per_epoch=None,
+                          barrier_hidden_size=16, barrier_epochs=15, num_barrier_models=4),
 }
+# gpu: the same experiment with more seeds (narrower intervals) and a finer alpha grid
+SETTINGS["gpu"] = replace(SETTINGS["cpu"], num_seeds=20, num_alphas=21, barrier_epochs=20, num_barrier_models=6)
 
 
 def settings(profile: Profile) -> FusionSettings:
@@ -109,10 +107,163 @@ def settings(profile: Profile) -> FusionSettings:
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("cpu")).num_soup_runs
-        5
+        >>> len(settings(get_profile("cpu")).learning_rates)
+        6
     """
     return settings_for(SETTINGS, profile)
+
+
+def _check_digits(images: torch.Tensor) -> None:
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"images must be a float tensor of shape (N, 1, H, W), got {tuple(images.shape)}")
+
+
+def rotate_digits(images: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
+    """Rotate each image about its centre (counter-clockwise), filling the corners with 0.
+
+    Args:
+        images: float ``(N, 1, H, W)``, background 0.
+        degrees: one angle for all images, or a ``(N,)`` tensor of angles.
+
+    Returns:
+        The rotated images, same shape (bilinear resampling).
+
+    Raises:
+        ValueError: for images not of shape ``(N, 1, H, W)`` or angles of the wrong length.
+
+    Example:
+        >>> image = torch.zeros(1, 1, 5, 5); image[0, 0, 2, 4] = 1.0  # a dot right of the centre
+        >>> rotate_digits(image, 90.0)[0, 0].argmax().item()  # now above it: row 0, column 2
+        2
+    """
+    _check_digits(images)
+    angles = torch.as_tensor(degrees, dtype=images.dtype).flatten() * (math.pi / 180)
+    angles = angles.expand(len(images)) if angles.numel() == 1 else angles
+    if angles.numel() != len(images):
+        raise ValueError(f"degrees must be one angle or one per image ({len(images)}), got {angles.numel()}")
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    # affine_grid maps output to input coordinates, y pointing down: counter-clockwise on screen
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False)
+
+
+def make_broad_digits(images: torch.Tensor, copies: int, max_rotation_degrees: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Broad pretraining data: each copy rotates every digit at random, and coarsens half of them.
+
+    Angles are uniform in ``[-max_rotation_degrees, max_rotation_degrees]``; a random half of each
+    copy is shrunk to 7-14 pixels and enlarged back (coarse digits as well as sharp ones).
+
+    Args:
+        images: float ``(N, 1, 28, 28)`` in ``[0, 1]``.
+        copies: how many augmented copies of the whole set.
+        max_rotation_degrees: largest rotation.
+        generator: the random source (angles, which images are degraded).
+
+    Returns:
+        Float ``(copies * N, 1, 28, 28)``; copy ``k`` of image ``i`` is row ``k * N + i``.
+
+    Raises:
+        ValueError: for ``copies < 1`` or images of the wrong shape.
+
+    Example:
+        >>> make_broad_digits(torch.zeros(3, 1, 28, 28), 2, 30.0, torch.Generator().manual_seed(0)).shape
+        torch.Size([6, 1, 28, 28])
+    """
+    _check_digits(images)
+    check_int("copies", copies)
+    augmented = []
+    for _ in range(copies):
+        angles = (torch.rand(len(images), generator=generator) * 2 - 1) * max_rotation_degrees
+        copy_ = rotate_digits(images, angles)
+        degraded = torch.randperm(len(images), generator=generator)[: len(images) // 2]
+        for size, part in zip((7, 8, 10, 12, 14), torch.tensor_split(degraded, 5)):
+            small = F.interpolate(copy_[part], size=(size, size), mode="area")
+            copy_[part] = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        augmented.append(copy_)
+    return torch.cat(augmented)
+
+
+def optical_digits_as_mnist(images: torch.Tensor) -> torch.Tensor:
+    """scikit-learn's 8x8 digits framed like MNIST: enlarged to 20x20, centred in 28x28.
+
+    Args:
+        images: float ``(N, 8, 8)`` in ``[0, 1]`` (from :func:`tlcourse.data.load_digits_images`).
+
+    Returns:
+        Float ``(N, 1, 28, 28)`` in ``[0, 1]`` (MNIST digits fit a 20x20 box centred in 28x28).
+
+    Example:
+        >>> optical_digits_as_mnist(torch.ones(2, 8, 8)).shape
+        torch.Size([2, 1, 28, 28])
+    """
+    if images.dim() != 3:
+        raise ValueError(f"images must be of shape (N, H, W), got {tuple(images.shape)}")
+    enlarged = F.interpolate(images.unsqueeze(1).float(), size=(20, 20), mode="bilinear", align_corners=False)
+    return F.pad(enlarged, (4, 4, 4, 4)).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TargetTask:
+    """One seed's target task: a few labelled training digits, validation and test sets, upright and shifted.
+
+    Attributes:
+        train_set: standardised training digits and labels (upright).
+        val_loader: validation batches (upright): everything chosen is chosen on validation data.
+        shifted_val_loader: every validation digit twice, rotated by plus and by minus the shift angle.
+        test_loader: test batches (upright, in distribution).
+        shifted_loader: every test digit twice, rotated by plus and by minus the shift angle.
+    """
+
+    train_set: TensorDataset
+    val_loader: DataLoader
+    shifted_val_loader: DataLoader
+    test_loader: DataLoader
+    shifted_loader: DataLoader
+
+
+def load_target_task(images: torch.Tensor, labels: torch.Tensor, seed: int, num_train_examples: int,
+                     max_eval_examples: int, shift_rotation_degrees: float) -> TargetTask:
+    """Split the target digits 50/20/30 (one split per seed) and rotate validation and test digits (the shift).
+
+    Args:
+        images: float ``(N, 1, 28, 28)`` in ``[0, 1]`` (e.g. :func:`optical_digits_as_mnist`).
+        labels: int64 ``(N,)``.
+        seed: which split.
+        num_train_examples: labelled training examples kept from the training part.
+        max_eval_examples: cap on validation and test examples.
+        shift_rotation_degrees: each shifted digit appears rotated by ``+d`` and by ``-d``.
+
+    Returns:
+        A :class:`TargetTask`.
+
+    Raises:
+        ValueError: for images not ``(N, 1, H, W)``, unequal lengths or a non-positive count.
+
+    Example:
+        >>> task = load_target_task(torch.rand(40, 1, 28, 28), torch.arange(40) % 10, 0, 8, 100, 45.0)
+        >>> len(task.train_set), len(task.test_loader.dataset), len(task.shifted_loader.dataset)
+        (8, 12, 24)
+    """
+    _check_digits(images)
+    if len(images) != len(labels):
+        raise ValueError(f"images and labels must have the same length, got {len(images)} and {len(labels)}")
+    check_int("num_train_examples", num_train_examples)
+    check_int("max_eval_examples", max_eval_examples)
+    train, val, test = split_indices(len(labels), [0.5, 0.2, 0.3], seed=seed)
+    train, val, test = train[:num_train_examples], val[:max_eval_examples], test[:max_eval_examples]
+
+    def loader(part: list[int], shifted: bool = False) -> DataLoader:
+        inputs, targets = images[part], labels[part]
+        if shifted:  # (2 * N, 1, H, W): every digit turned both ways
+            inputs = torch.cat([rotate_digits(inputs, sign * shift_rotation_degrees) for sign in (1, -1)])
+            targets = targets.repeat(2)
+        return make_loader(TensorDataset((inputs - MNIST_MEAN) / MNIST_STD, targets), 256, shuffle=False)
+
+    return TargetTask(train_set=TensorDataset((images[train] - MNIST_MEAN) / MNIST_STD, labels[train]),
+                      val_loader=loader(val), shifted_val_loader=loader(val, shifted=True), test_loader=loader(test),
+                      shifted_loader=loader(test, shifted=True))
 
 
 def make_digit_mlp(num_classes: int, hidden_size: int = 256) -> nn.Sequential:
@@ -134,54 +285,43 @@ def make_digit_mlp(num_classes: int, hidden_size: int = 256) -> nn.Sequential:
     return nn.Sequential(OrderedDict(body=body, head=nn.Linear(hidden_size, num_classes)))
 
 
-def pretrain_and_probe(hidden_size: int, source_loader: DataLoader, target_loader: DataLoader,
-                       config: FusionSettings, num_target_classes: int = 5, seed: int = 0,
-                       device: torch.device | str = "cpu") -> nn.Sequential:
-    """Pretrain a digit MLP on the source task, then fit a new head on its frozen body.
-
-    The result is the linear probe: the pretrained body with a head for the target classes. Every
-    fine-tuning run of the chapter starts from it, so they share the pretrained body *and* the
-    head's starting point (the LP-FT recipe).
+def pretrain_digit_classifier(hidden_size: int, loader: DataLoader, num_epochs: int, seed: int = 0,
+                              max_steps_per_epoch: int | None = None, num_classes: int = 10,
+                              device: torch.device | str = "cpu") -> nn.Sequential:
+    """Train a :func:`make_digit_mlp` from scratch with Adam (learning rate 1e-3): the pretrained model.
 
     Args:
         hidden_size: width of the MLP.
-        source_loader: source batches (images, labels); the source head has as many outputs as
-            ``num_target_classes`` (digits 0-4 and 5-9 are both five classes).
-        target_loader: target training batches for the probe.
-        config: epochs and step caps (``pretrain_epochs``, ``probe_epochs``, ``max_steps_per_epoch``).
-        num_target_classes: outputs of the new head.
+        loader: pretraining batches (standardised digits, labels).
+        num_epochs: epochs.
         seed: seeds the initialisation (one call of :func:`tlcourse.runtime.seed_everything`).
+        max_steps_per_epoch: cap on steps per epoch.
+        num_classes: outputs of the head (the ten digits: the model is a classifier out of the box).
         device: where to train.
 
     Returns:
-        The probe, every parameter trainable again.
+        The trained network.
 
     Example:
-        >>> # probe = pretrain_and_probe(256, source_loader, train_loader, config)
+        >>> # pretrained = pretrain_digit_classifier(256, broad_loader, num_epochs=8)
     """
     seed_everything(seed)
-    pretrained = make_digit_mlp(num_classes=num_target_classes, hidden_size=hidden_size)
-    fit(pretrained, source_loader, torch.optim.Adam(pretrained.parameters(), 1e-3), num_epochs=config.pretrain_epochs,
-        max_steps_per_epoch=config.max_steps_per_epoch, device=device)
-    probe = copy.deepcopy(pretrained)
-    probe.head = nn.Linear(hidden_size, num_target_classes)  # a fresh head for the target task
-    freeze(probe, "body")
-    fit(probe, target_loader, torch.optim.Adam(probe.head.parameters(), 1e-2), num_epochs=config.probe_epochs,
-        max_steps_per_epoch=config.max_steps_per_epoch, device=device)
-    unfreeze(probe)
-    return probe
+    model = make_digit_mlp(num_classes=num_classes, hidden_size=hidden_size)
+    fit(model, loader, torch.optim.Adam(model.parameters(), 1e-3), num_epochs=num_epochs,
+        max_steps_per_epoch=max_steps_per_epoch, device=device)
+    return model
 
 
-def fine_tune_copy(probe: nn.Module, train_set: Dataset, learning_rate: float, seed: int, batch_size: int,
+def fine_tune_copy(start: nn.Module, train_set: Dataset, learning_rate: float, seed: int, batch_size: int,
                    num_epochs: int, max_steps_per_epoch: int | None = None,
                    device: torch.device | str = "cpu") -> nn.Module:
-    """Fine-tune every layer of a copy of ``probe`` with Adam; ``probe`` itself is not changed.
+    """Fine-tune every layer of a copy of ``start`` with Adam; ``start`` itself is not changed.
 
     Args:
-        probe: the starting point (for example from :func:`pretrain_and_probe`).
+        start: the shared starting point (the pretrained model).
         train_set: target training examples.
         learning_rate: Adam's learning rate.
-        seed: seeds the run (dropout, if any) and the order of the batches.
+        seed: seeds the run and the order of the batches.
         batch_size: examples per step.
         num_epochs: epochs.
         max_steps_per_epoch: cap on steps per epoch.
@@ -191,10 +331,10 @@ def fine_tune_copy(probe: nn.Module, train_set: Dataset, learning_rate: float, s
         The fine-tuned copy.
 
     Example:
-        >>> # runs = [fine_tune_copy(probe, train_set, lr, seed, 64, 4) for seed, lr in enumerate([1e-3, 5e-4])]
+        >>> # runs = [fine_tune_copy(pretrained, train_set, lr, seed, 32, 10) for seed, lr in enumerate([1e-3, 2e-3])]
     """
     seed_everything(seed)
-    model = copy.deepcopy(probe)
+    model = copy.deepcopy(start)
     fit(model, make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed),
         torch.optim.Adam(model.parameters(), learning_rate), num_epochs=num_epochs,
         max_steps_per_epoch=max_steps_per_epoch, device=device)
