@@ -11,7 +11,7 @@ export TLCOURSE_QUIET := 1
 # tokenizers' worker threads warn after a fork; the book never needs the parallelism.
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install book test unit notebooks book-strict pdf latex-deps clean
+.PHONY: install book test unit notebooks rehearsal chapter book-strict pdf latex-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	@echo "Open _build/html/index.html"
 
-test: unit notebooks book-strict
+test: unit notebooks rehearsal book-strict
 
 # The docstring examples are run too (--doctest-modules), so they cannot go stale.
 unit: $(STAMP)
@@ -44,6 +44,27 @@ notebooks: $(STAMP)
 	$(PY) tools/toc_notebooks.py _build/nbval
 	TLCOURSE_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 		-p no:cacheprovider _build/nbval/*.ipynb
+
+# The gpu profile's code path (canonical VGG16, CIFAR-10, bert-base-uncased, SST-2, no stand-ins) at
+# smoke sizes on the CPU, against synthetic canonical assets in their real on-disk formats
+# (tlcourse.rehearsal), so a chapter that breaks on the canonical path fails here, not in Colab.
+rehearsal: $(STAMP)
+	rm -rf _build/rehearsal
+	$(PY) tools/toc_notebooks.py _build/rehearsal/notebooks
+	$(PY) -m tlcourse.rehearsal _build/rehearsal/assets > _build/rehearsal/environment.sh
+	. ./_build/rehearsal/environment.sh && $(PY) -m pytest --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:cacheprovider _build/rehearsal/notebooks/*.ipynb
+
+# One chapter, headless, executed notebook saved (for GPU machines without a Jupyter front end):
+#   make chapter NAME=vgg16 PROFILE=gpu   ->   _build/chapters/vgg16.ipynb
+NAME ?= concepts
+PROFILE ?=
+chapter: $(STAMP)
+	mkdir -p _build/chapters
+	$(VENV)/bin/jupytext --to ipynb book/$(NAME).md -o _build/chapters/$(NAME).ipynb
+	TLCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=3600 _build/chapters/$(NAME).ipynb
+	@echo "executed: _build/chapters/$(NAME).ipynb"
 
 # The published book's numbers, with their lessons checked: the cpu profile, warnings as errors
 # (without -W a failing cell, a failed claim among them, is only a warning).

@@ -46,7 +46,7 @@ def environment_for(root: str | Path) -> dict[str, str]:
         >>> sorted(environment_for("/tmp/r"))[:3]
         ['HF_HOME', 'HF_HUB_OFFLINE', 'TLCOURSE_CACHE']
     """
-    root = Path(root)
+    root = Path(root).resolve()
     return {"TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "huggingface"),
             "TLCOURSE_CACHE": str(root / "tlcourse"), "HF_HUB_OFFLINE": "1", "TLCOURSE_OFFLINE": "1",
             "TLCOURSE_PROFILE": "rehearsal", REHEARSAL_ENVIRONMENT_VARIABLE: "1"}
@@ -140,7 +140,7 @@ def _main() -> None:
     import sys
 
     folder = sys.argv[1] if len(sys.argv) > 1 else "_build/rehearsal/assets"
-    environment = write_synthetic_assets(folder)
+    environment = write_synthetic_assets(Path(folder).resolve())  # absolute: kernels run elsewhere
     print("\n".join(f"export {key}={value}" for key, value in environment.items()))
 
 
