@@ -91,3 +91,11 @@ def test_network_check_rejects_bad_arguments(host, timeout, error, message):
 
     with pytest.raises(error, match=message):
         network_reachable(host, timeout=timeout)
+
+
+@pytest.mark.parametrize("package", [None, "", 3.5])
+def test_package_path_names_a_non_string(package):
+    from tlcourse.assets import package_path
+
+    with pytest.raises(TypeError, match="package must be an importable package name"):
+        package_path(package)

@@ -28,11 +28,6 @@ RAW_MESSAGES = ("object has no attribute", "Boolean value of Tensor", "not subsc
 # Functions left out of the sweep, with the reason.
 LEFT_OUT = {
     "data.load_cifar10": "reads the disk first: garbage arguments meet AssetUnavailableError (a named error)",
-    "metrics.per_class_accuracy": "pending (issue 15): None reaches torch.as_tensor",
-    "metrics.paired_difference": "pending (issue 15): a non-list reaches iteration",
-    "metrics.nearest_neighbour_accuracy": "pending (issue 15): a non-tensor reaches .dim()",
-    "profiles.settings_for": "pending (issue 15): a non-profile reaches .sizes_from",
-    "assets.package_path": "pending (issue 15): a non-string reaches importlib",
 }
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from sklearn import metrics as reference
 
+from tlcourse import metrics
 from tlcourse.metrics import (
     accuracy,
     accuracy_standard_error,
@@ -161,3 +162,15 @@ def test_nearest_neighbour_accuracy_rejects_bad_input(arguments, message):
 
     with pytest.raises(ValueError, match=message):
         nearest_neighbour_accuracy(*arguments)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: per_class_accuracy([[1, 0], [0, 1]]), TypeError, r"matrix must be a \(K, K\) tensor of counts, got list"),
+    (lambda: metrics.paired_difference(None, [0.5]), TypeError, "first must be a list of one measurement per seed, got NoneType"),
+    (lambda: metrics.paired_difference([0.5], "ab"), TypeError, "second must be a list of one measurement per seed, got str"),
+    (lambda: metrics.nearest_neighbour_accuracy([[0.0, 1.0]], [0]), TypeError,
+     r"embeddings must be a \(N, dim\) tensor and groups a list of N labels, got list and list"),
+])
+def test_non_tensors_and_non_lists_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -56,3 +56,12 @@ def test_rehearsal_runs_the_canonical_path_at_smoke_sizes():
     # the stand-ins of the smoke row are swapped for the canonical assets, the sizes are smoke's
     assert (row.text_model, row.dataset) == ("bert-base-uncased", "sst2")
     assert row.batch_size == smoke.batch_size and row.max_train_examples == smoke.max_train_examples
+
+
+def test_settings_for_names_a_wrong_table_or_profile():
+    from tlcourse.profiles import get_profile, settings_for
+
+    with pytest.raises(TypeError, match="table must be a chapter's SETTINGS dict and profile a Profile, got NoneType and Profile"):
+        settings_for(None, get_profile("cpu"))
+    with pytest.raises(TypeError, match="got dict and str"):
+        settings_for({"cpu": 1}, "cpu")

@@ -257,6 +257,8 @@ def package_path(package: str) -> Path | None:
         >>> package_path("torch") is not None
         True
     """
+    if not isinstance(package, str) or not package:
+        raise TypeError(f"package must be an importable package name, got {package!r}")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -111,7 +111,9 @@ def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
         >>> per_class_accuracy(torch.tensor([[1, 1], [0, 1]])).tolist()
         [0.5, 1.0]
     """
-    matrix = torch.as_tensor(matrix).double()
+    if not isinstance(matrix, torch.Tensor):
+        raise TypeError(f"matrix must be a (K, K) tensor of counts, got {type(matrix).__name__}")
+    matrix = matrix.double()
     if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"expected a square (K, K) matrix, got {tuple(matrix.shape)}")
     totals = matrix.sum(dim=1)
@@ -288,6 +290,9 @@ def paired_difference(first: Sequence[float], second: Sequence[float],
         stats,  # scikit-learn depends on scipy; imported here to keep import light
     )
 
+    for name, values in (("first", first), ("second", second)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name} must be a list of one measurement per seed, got {type(values).__name__}")
     first = [float(v) for v in first]
     second = [float(v) for v in second]
     if not first or len(first) != len(second):
@@ -333,6 +338,9 @@ def nearest_neighbour_accuracy(embeddings: torch.Tensor, groups: Sequence[int],
         >>> nearest_neighbour_accuracy(vectors, [0, 1, 0, 1], within=[0, 0, 1, 1])  # pairs 0-1 and 2-3
         0.0
     """
+    if not isinstance(embeddings, torch.Tensor) or not hasattr(groups, "__len__"):
+        raise TypeError(f"embeddings must be a (N, dim) tensor and groups a list of N labels, got "
+                        f"{type(embeddings).__name__} and {type(groups).__name__}")
     if embeddings.dim() != 2 or embeddings.shape[0] != len(groups):
         raise ValueError(f"expected embeddings of shape ({len(groups)}, dim), got {tuple(embeddings.shape)}")
     if len(groups) < 2:

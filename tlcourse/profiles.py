@@ -171,6 +171,9 @@ def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
         >>> settings_for({"smoke": 2, "cpu": 3, "gpu": 4}, get_profile("smoke"))
         2
     """
+    if not isinstance(table, Mapping) or not isinstance(profile, Profile):
+        raise TypeError(f"table must be a chapter's SETTINGS dict and profile a Profile, got "
+                        f"{type(table).__name__} and {type(profile).__name__}")
     key = profile.sizes_from or profile.name
     if key not in table:
         raise ValueError(f"the settings table has no entry for profile {key!r}: expected one of {sorted(table)}")
