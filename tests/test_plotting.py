@@ -61,3 +61,27 @@ def test_transfer_vocabulary_names_every_concept_on_the_given_axes():
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_plot_mean_and_spread_matches_torch_mean_and_std():
+    from tlcourse.plotting import plot_mean_and_spread
+
+    rows = [{"budget": b, "strategy": s, "seed": seed, "accuracy": a}
+            for s, values in (("scratch", {2: (0.5, 0.7, 0.6), 50: (0.9, 0.8, 0.85)}), ("probe", {2: (0.7, 0.8, 0.9)}))
+            for b, accuracies in values.items() for seed, a in enumerate(accuracies)]
+    figure = plot_mean_and_spread(rows, "budget", "strategy", log_x=True)
+    axes = figure.axes[0]
+    lines = axes.get_lines()
+    assert [line.get_label() for line in lines] == ["scratch", "probe"]
+    assert list(lines[0].get_xdata()) == [2, 50]
+    expected = [torch.tensor(v, dtype=torch.float64).mean().item() for v in ((0.5, 0.7, 0.6), (0.9, 0.8, 0.85))]
+    assert list(lines[0].get_ydata()) == pytest.approx(expected)
+    band = axes.collections[0].get_paths()[0].vertices[:, 1]  # the fill spans mean -+ sample std
+    std = torch.tensor((0.5, 0.7, 0.6), dtype=torch.float64).std().item()
+    assert min(band) == pytest.approx(expected[0] - std) and max(band) == pytest.approx(expected[1] + 0.05)
+    assert axes.get_xscale() == "log" and axes.get_ylabel() == "accuracy"
+    plt.close(figure)
+    with pytest.raises(ValueError, match="rows is empty"):
+        plot_mean_and_spread([], "budget", "strategy")
+    with pytest.raises(ValueError, match=r"missing \['seed_count'\]"):
+        plot_mean_and_spread(rows, "budget", "strategy", value="seed_count")

@@ -12,6 +12,7 @@ averages, even when its own parameters get no gradient. Two consequences matter 
 
 from __future__ import annotations
 
+import copy
 from typing import Iterable
 
 import torch
@@ -22,6 +23,7 @@ from tlcourse.checks import check_module
 __all__ = [
     "frozen_norms_to_eval",
     "recompute_batchnorm_statistics",
+    "batchnorm_mode_accuracies",
 ]
 
 
@@ -118,3 +120,30 @@ def recompute_batchnorm_statistics(model: nn.Module, loader: Iterable, device: t
         for module, momentum in zip(norms, momenta):
             module.momentum = momentum
     return model.eval()
+
+
+def batchnorm_mode_accuracies(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Accuracy on one batch with BatchNorm's stored statistics (eval mode) and with the batch's own (train mode).
+
+    The second is what a head trained on frozen features sees at the first step of fine-tuning if
+    the BatchNorm layers switch to train mode. The model is copied, so its statistics stay as they are.
+
+    Args:
+        model: a classifier, usually with BatchNorm layers.
+        images: one batch ``(B, ...)``.
+        labels: ``(B,)`` class indices.
+
+    Returns:
+        ``(accuracy with stored statistics, accuracy with batch statistics)``.
+
+    Example:
+        >>> net = nn.Sequential(nn.BatchNorm1d(2))
+        >>> _ = net[0].running_mean.copy_(torch.tensor([10.0, 0.0]))
+        >>> batchnorm_mode_accuracies(net, torch.tensor([[3.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 0]))
+        (0.0, 0.5)
+    """
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        stored = (copied.eval()(images).argmax(1) == labels).float().mean().item()
+        batch = (copied.train()(images).argmax(1) == labels).float().mean().item()
+    return stored, batch

@@ -18,6 +18,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_image_grid",
     "plot_transfer_vocabulary",
+    "plot_mean_and_spread",
 ]
 
 
@@ -194,3 +195,49 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     return figure
 
 
+def plot_mean_and_spread(rows: Sequence[Mapping[str, object]], x: str, group: str, value: str = "accuracy",
+                         ax: Axes | None = None, log_x: bool = False) -> Figure:
+    """One line per ``group``: the mean of ``value`` over repeated runs at each ``x``, with a +-1 std band.
+
+    Args:
+        rows: one dict per run, e.g. ``{"budget": 10, "strategy": "scratch", "seed": 0, "accuracy": 0.8}``.
+        x: key of the horizontal coordinate (e.g. ``"budget"``).
+        group: key naming the line (e.g. ``"strategy"``).
+        value: key of the measured number.
+        ax: axes to draw on; default a new figure.
+        log_x: logarithmic horizontal axis.
+
+    Returns:
+        The figure; the axes are labelled with ``x`` and ``value``.
+
+    Raises:
+        ValueError: if ``rows`` is empty or a row lacks one of the keys.
+
+    Example:
+        >>> rows = [{"budget": b, "strategy": "scratch", "accuracy": a} for b, a in ((1, 0.5), (1, 0.7), (5, 0.9))]
+        >>> plot_mean_and_spread(rows, "budget", "strategy").axes[0].get_lines()[0].get_ydata().tolist()
+        [0.6, 0.9]
+    """
+    if len(rows) == 0:
+        raise ValueError("rows is empty: nothing to plot")
+    missing = [key for key in (x, group, value) if any(key not in row for row in rows)]
+    if missing:
+        raise ValueError(f"every row needs the keys {[x, group, value]}; missing {missing}")
+    figure, ax = new_axes(ax, (6, 4))
+    for name in dict.fromkeys(row[group] for row in rows):  # first-seen order
+        values: dict[object, list[float]] = {}
+        for row in rows:
+            if row[group] == name:
+                values.setdefault(row[x], []).append(float(row[value]))  # type: ignore[arg-type]
+        xs = sorted(values)  # type: ignore[type-var]
+        stacked = [torch.tensor(values[point], dtype=torch.float64) for point in xs]
+        mean = torch.stack([v.mean() for v in stacked])
+        spread = torch.stack([v.std() if len(v) > 1 else torch.tensor(0.0, dtype=torch.float64) for v in stacked])
+        ax.plot(xs, mean, marker="o", label=str(name))
+        ax.fill_between(xs, mean - spread, mean + spread, alpha=0.2)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(value)
+    ax.legend()
+    return figure
