@@ -61,9 +61,8 @@ NAME ?= concepts
 PROFILE ?=
 chapter: $(STAMP)
 	mkdir -p _build/chapters
-	$(VENV)/bin/jupytext --to ipynb book/$(NAME).md -o _build/chapters/$(NAME).ipynb
-	TLCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=3600 _build/chapters/$(NAME).ipynb
+	TLCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupytext --to ipynb --execute book/$(NAME).md \
+		-o _build/chapters/$(NAME).ipynb
 	@echo "executed: _build/chapters/$(NAME).ipynb"
 
 # The published book's numbers, with their lessons checked: the cpu profile, warnings as errors

@@ -10,7 +10,13 @@ def _imports() -> dict[str, set[str]]:
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # imports under `if TYPE_CHECKING:` are for type hints only, never executed
+        type_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                     and getattr(node.test, "id", None) == "TYPE_CHECKING" for inner in ast.walk(node)}
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tlcourse"):
                 targets.add(node.module)
             elif isinstance(node, ast.Import):
