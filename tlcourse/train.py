@@ -71,7 +71,7 @@ def _split(batch: Batch) -> tuple[Any, torch.Tensor]:
 def _forward(model: nn.Module, inputs: Any) -> torch.Tensor:
     tensor = isinstance(inputs, torch.Tensor) or not isinstance(inputs, Mapping)  # Tensor first: cheaper
     output = model(inputs) if tensor else model(**inputs)
-    logits = getattr(output, "logits", output)  # Hugging Face models return an output object
+    logits = output if isinstance(output, torch.Tensor) else getattr(output, "logits", output)  # HF: .logits
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"the model must return logits (a tensor or an object with .logits), got {type(output).__name__}")
     return logits
@@ -184,6 +184,7 @@ def fit(
     if mixed_precision and main:
         announce_precision(device, precision)  # printed once per process
     scaler = make_grad_scaler(device, precision)  # fp16 only: scaled losses keep small gradients > 0
+    amp = autocast(device, precision)  # one context, entered every step (a no-op for fp32)
     model.to(device)
     network = model  # what runs forward: the model itself, or its DDP wrapper averaging gradients
     if is_distributed:
@@ -227,7 +228,7 @@ def fit(
             inputs, targets = host_inputs, host_targets = _split(batch)  # a DataLoader's are on the CPU
             if device.type != "cpu":
                 inputs, targets = move_to_device((host_inputs, host_targets), device, non_blocking=True)
-            with autocast(device, precision):
+            with amp:
                 logits = _forward(network, inputs)
                 # label range: every step on the host copy off the CPU; on the CPU at step 1 and on failure
                 _check_targets(logits, host_targets, check_range=step == 1 or device.type != "cpu")
