@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from toc_notebooks import toc_files  # noqa: E402
 
+from tests.test_references import PROSE_CITATION  # noqa: E402
+
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -97,3 +99,44 @@ def test_every_runtime_used_on_a_page_is_defined():
     for path in (ROOT / "book").glob("*.md"):
         for key in re.findall(r"\{\{\s*(\w+)\s*\}\}", path.read_text(encoding="utf-8")):
             assert key in substitutions, f"{path.name} uses {{{{ {key} }}}}, not defined in _config.yml"
+
+
+# The chapters that open with objectives and close with a summary, key points in Chinese and exercises.
+COURSE_CHAPTERS = ["fusion"]
+EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)")
+SOLUTION = re.compile(r"`{3,4}\{solution(?:-start)?\} ([\w-]+)\n:class: dropdown")
+CODE_SOLUTION = re.compile(r"\{solution-start\}.*?```\{code-cell\}.*?\{solution-end\}", re.S)
+
+
+def prose(text: str) -> str:
+    """A MyST page without its code cells (code may quote anything)."""
+    return re.sub(r"```\{code-cell\}.*?\n```", "", text, flags=re.S)
+
+
+@pytest.mark.parametrize("chapter", COURSE_CHAPTERS)
+def test_chapter_opens_with_objectives_prerequisites_and_run_time(chapter):
+    text = page_text(f"book/{chapter}")
+    opening = text[: text.index("page_started = time.perf_counter()")]
+    for part in ("You will be able to", "**Prerequisites.**", "**Run time.**", f"runtime_cpu_{chapter}",
+                 f"{chapter}_page_seconds", f"{chapter}_page_profile"):
+        assert part in opening, f"{chapter}: the opening box lacks {part!r}"
+    for key in (f"{chapter}_page_seconds", f"{chapter}_page_profile"):
+        assert f'glue("{key}"' in text, f"{chapter}: {key} is shown but never glued"
+
+
+@pytest.mark.parametrize("chapter", COURSE_CHAPTERS)
+def test_chapter_closes_with_summary_key_points_and_exercises_with_hidden_solutions(chapter):
+    text = page_text(f"book/{chapter}")
+    assert "\n## Summary\n" in text and "\n### 本章要点\n" in text
+    key_points = text.split("\n### 本章要点\n", 1)[1].split("\n#", 1)[0]
+    assert len(re.findall(r"^- .*[\u4e00-\u9fff]", key_points, re.M)) >= 4, f"{chapter}: fewer than 4 key points"
+    exercises = EXERCISE.findall(text)
+    assert len(exercises) >= 4, f"{chapter}: {len(exercises)} exercises"
+    assert sorted(SOLUTION.findall(text)) == sorted(exercises), f"{chapter}: each exercise needs one hidden solution"
+    assert CODE_SOLUTION.search(text), f"{chapter}: no solution runs code"
+
+
+@pytest.mark.parametrize("chapter", COURSE_CHAPTERS)
+def test_chapter_cites_with_roles_not_prose(chapter):
+    found = PROSE_CITATION.findall(prose(page_text(f"book/{chapter}")))
+    assert not found, f"{chapter}: prose citations left: {found}"
