@@ -220,7 +220,7 @@ def fit(
         if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):  # a DistributedSampler:
             train_loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]  # new order, same on every rank
         started = time.perf_counter()
-        total_loss, total_seen, hits = 0.0, 0, []  # hits: (batch,) bools, summed once per epoch (no sync)
+        total_loss, total_seen, kept = 0.0, 0, []  # kept: (logits, targets); accuracy once per epoch
         # A bar fed by hand: tqdm.auto(loader) opens a 2nd iterator, which reshuffles a seeded loader.
         bar = tqdm(total=len(train_loader) if hasattr(train_loader, "__len__") else None,  # type: ignore[arg-type]
                    desc=f"epoch {epoch}/{num_epochs}", leave=False) if show else None
@@ -233,7 +233,9 @@ def fit(
                 # label range: every step on the host copy off the CPU; on the CPU at step 1 and on failure
                 _check_targets(logits, host_targets, check_range=step == 1 or device.type != "cpu")
                 try:
-                    loss = loss_fn(logits.float(), targets.long())  # fp32 loss even under autocast; int64 labels
+                    if logits.dtype != torch.float32 or targets.dtype != torch.int64:  # (a check is cheaper)
+                        logits, targets = logits.float(), targets.long()  # fp32 loss under autocast; int64 labels
+                    loss = loss_fn(logits, targets)
                 except (IndexError, RuntimeError):
                     _check_targets(logits, host_targets)
                     raise
@@ -259,7 +261,7 @@ def fit(
                 scheduler.step()
             count = targets.shape[0]
             total_loss += loss_value * count
-            hits.append(logits.detach().argmax(dim=1) == targets)
+            kept.append((logits.detach(), targets))
             total_seen += count
             if on_step is not None:
                 on_step(epoch, step, loss_value)
@@ -271,8 +273,10 @@ def fit(
         if bar is not None:
             bar.close()
         # sums over all processes under torchrun, so every rank records the same history
+        predicted = torch.cat([logits for logits, _ in kept]).argmax(dim=1) if kept else None  # one argmax
+        correct = float((predicted == torch.cat([targets for _, targets in kept])).sum()) if kept else 0.0
         total_loss, correct, total_seen = distributed.sum_across_processes(  # type: ignore[assignment]
-            [total_loss, float(torch.cat(hits).sum()) if hits else 0.0, float(total_seen)], device)
+            [total_loss, correct, float(total_seen)], device)
         if total_seen == 0:
             raise ValueError("train_loader yielded no batches: expected at least one (is the data set empty?)")
         # training throughput only (validation excluded): what a faster GPU or less padding changes
