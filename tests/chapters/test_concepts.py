@@ -1,4 +1,4 @@
-"""Tests for tlcourse.experiments: strategies, stage order, determinism, bad inputs."""
+"""Tests for tlcourse.chapters.concepts: stages, equal steps, early stopping, BatchNorm, tables, bad inputs."""
 
 from __future__ import annotations
 
@@ -10,20 +10,27 @@ matplotlib.use("Agg")
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from tlcourse.chapters.concepts import (
-    MnistTransferData,
+    LEARNING_RATES,
+    STRATEGIES,
     SmallCNN,
-    beats_scratch,
-    run_imagenet_comparison,
-    run_transfer_comparison,
+    TransferSplits,
+    accuracies,
+    budget_subset,
+    pretrain_sources,
+    run_budget_comparison,
+    run_negative_transfer,
     settings,
     strategy_stages,
-    summarize,
+    held_out_accuracy,
     train_strategy,
 )
 from tlcourse.profiles import get_profile
+from tlcourse.train import evaluate
+from tlcourse.data import make_loader
 
 
 @pytest.fixture(autouse=True)
@@ -37,128 +44,136 @@ def one_thread():
 
 @pytest.fixture
 def config():
-    return replace(settings(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
+    return replace(settings(get_profile("smoke")), budgets=(2,), comparison_budget=2, seeds=(0,), target_steps=2,
                    source_epochs=1, max_steps_per_epoch=2, batch_size=8)
 
 
+def _squares(count: int, seed: int = 0) -> TensorDataset:
+    # Synthetic digits: class k is a bright square at row block k (learnable in a few steps).
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 5
+    images = torch.rand(count, 1, 28, 28, generator=generator) * 0.1
+    for index, label in enumerate(labels.tolist()):
+        images[index, 0, 5 * label:5 * label + 5, 5:10] = 1.0
+    return TensorDataset(images, labels)
+
+
 @pytest.fixture
-def data():
-    # Synthetic stand-in for MNIST: class k is a bright square at position k (learnable, fast).
-    generator = torch.Generator().manual_seed(0)
-
-    def make(count: int) -> TensorDataset:
-        labels = torch.arange(count) % 5
-        images = torch.rand(count, 1, 28, 28, generator=generator) * 0.1
-        for i, label in enumerate(labels.tolist()):
-            images[i, 0, 5 * label:5 * label + 5, 5:10] = 1.0
-        return TensorDataset(images, labels)
-
-    return MnistTransferData(make(40), make(40), make(20))
+def splits():
+    return TransferSplits(_squares(40, 1), _squares(40, 2), _squares(20, 3), _squares(20, 4))
 
 
-def _dataset(count: int = 20) -> TensorDataset:
-    return TensorDataset(torch.rand(count, 1, 28, 28), torch.arange(count) % 5)
+def _norm_network() -> nn.Sequential:
+    # A pretrained-looking network with a slow BatchNorm (momentum 0.01, like EfficientNet's).
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 8), nn.BatchNorm1d(8, momentum=0.01), nn.ReLU(), nn.Linear(8, 5))
 
 
-def test_small_cnn_shapes():
+def test_small_cnn_shapes_and_bad_width():
     model = SmallCNN(5)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
     assert model.features(torch.zeros(3, 1, 28, 28)).shape == (3, 32 * 7 * 7)
+    with pytest.raises(ValueError, match="width must be a positive int, got 0"):
+        SmallCNN(5, width=0)
 
 
-def test_linear_probe_leaves_backbone_unchanged(config):
+@pytest.mark.parametrize("num_epochs", [2, 3, 7, 20])
+def test_every_strategy_gets_the_same_number_of_epochs(num_epochs):
+    totals = {s: sum(epochs for _, epochs in strategy_stages(s, num_epochs, 0.5)) for s in STRATEGIES}
+    assert set(totals.values()) == {num_epochs}
+    stages = strategy_stages("lp_ft", num_epochs, 0.5)
+    assert [name for name, _ in stages] == ["probe", "full"] and min(e for _, e in stages) >= 1
+    assert strategy_stages("linear_probe", num_epochs) == [("probe", num_epochs)]
+
+
+def test_strategy_stages_bad_inputs():
+    with pytest.raises(ValueError, match="unknown strategy 'freeze_everything'"):
+        strategy_stages("freeze_everything", 4)
+    with pytest.raises(ValueError, match="lp_ft needs num_epochs >= 2"):
+        strategy_stages("lp_ft", 1)
+    with pytest.raises(ValueError, match="0 < probe_fraction < 1"):
+        strategy_stages("lp_ft", 4, probe_fraction=1.0)
+    with pytest.raises(ValueError, match="num_epochs must be a positive int, got 0"):
+        strategy_stages("scratch", 0)
+
+
+def _count_training_steps(model: nn.Module) -> list[int]:
+    # One training forward pass per optimiser step in fit; evaluation runs in eval mode.
+    counter = [0]
+    model.register_forward_hook(lambda module, inputs, output: counter.__setitem__(0, counter[0] + module.training))
+    return counter
+
+
+def test_strategies_take_equal_optimiser_steps(config, splits):
+    counts = {}
+    for strategy in ("linear_probe", "fine_tune", "lp_ft"):
+        model = SmallCNN(5)
+        counter = _count_training_steps(model)
+        train_strategy(model, "classifier", strategy, strategy_stages(strategy, 4), splits.pool, splits.validation,
+                       config, seed=0)
+        counts[strategy] = counter[0]
+    # 40 examples in batches of 8, capped at 2 steps per epoch, 4 epochs
+    assert counts == {"linear_probe": 8, "fine_tune": 8, "lp_ft": 8}
+
+
+def test_probe_stage_trains_only_the_head(config, splits):
     model = SmallCNN(5)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train_strategy(model, "classifier", "linear_probe", _dataset(), _dataset(10), config, seed=0)
-    after = model.state_dict()
-    for name in before:
+    train_strategy(model, "classifier", "linear_probe", [("probe", 3)], splits.pool, splits.validation, config, 0)
+    for name, value in model.state_dict().items():
         if name.startswith("features"):
-            torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
-    assert not torch.equal(after["classifier.weight"], before["classifier.weight"])
+            torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    assert not torch.equal(model.classifier.weight, before["classifier.weight"])
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again afterwards
 
 
-def test_linear_probe_keeps_frozen_batchnorm_statistics(config):
-    # A frozen BatchNorm must not update its running statistics either.
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8), torch.nn.BatchNorm1d(8),
-                                torch.nn.Linear(8, 5))
-    mean_before = model[2].running_mean.clone()
-    train_strategy(model, "3", "linear_probe", _dataset(), _dataset(10), config, seed=0)
-    torch.testing.assert_close(model[2].running_mean, mean_before, rtol=0, atol=0)
+def test_full_stage_keeps_pretrained_batchnorm_but_scratch_trains_it(config, splits):
+    pretrained = _norm_network()
+    before = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    train_strategy(pretrained, "4", "fine_tune", [("full", 3)], splits.pool, splits.validation, config, 0)
+    for name in ("2.weight", "2.bias", "2.running_mean", "2.running_var"):
+        torch.testing.assert_close(pretrained.state_dict()[name], before[name], rtol=0, atol=0)
+    assert not torch.equal(pretrained[1].weight, before["1.weight"])  # the layers around it do train
+    scratch = _norm_network()
+    mean_before = scratch[2].running_mean.clone()
+    train_strategy(scratch, "4", "scratch", [("full", 3)], splits.pool, splits.validation, config, 0)
+    assert not torch.equal(scratch[2].running_mean, mean_before)
 
 
-def test_fine_tune_changes_backbone(config):
+def test_returns_best_validation_accuracy_and_keeps_those_weights(config, splits):
     model = SmallCNN(5)
-    before = model.features[0].weight.clone()
-    train_strategy(model, "classifier", "fine_tune", _dataset(), _dataset(10), config, seed=0)
-    assert not torch.equal(model.features[0].weight, before)
+    returned = train_strategy(model, "classifier", "scratch", [("full", 5)], splits.pool, splits.validation, config, 0)
+    loader = make_loader(splits.validation, batch_size=7, shuffle=False)
+    assert returned == pytest.approx(evaluate(model, loader)["accuracy"])
+    assert returned == pytest.approx(held_out_accuracy(model, splits.validation))
 
 
-def test_lp_ft_stage_order(config):
-    seen: list[tuple[str, set[str]]] = []
-
-    def record(stage: str, model: torch.nn.Module) -> None:
-        seen.append((stage, {n for n, p in model.named_parameters() if p.requires_grad}))
-
-    train_strategy(SmallCNN(5), "classifier", "lp_ft", _dataset(), _dataset(10), config, seed=0, on_stage=record)
-    assert [stage for stage, _ in seen] == ["probe", "full"]
-    assert seen[0][1] == {"classifier.weight", "classifier.bias"}
-    assert seen[1][1] == {n for n, _ in SmallCNN(5).named_parameters()}
-    assert strategy_stages("lp_ft") == ("probe", "full")
+def test_learning_rates_cover_every_stage_of_every_strategy():
+    for strategy in STRATEGIES:
+        assert {stage for stage, _ in strategy_stages(strategy, 4)} == set(LEARNING_RATES[strategy])
+    assert LEARNING_RATES["lp_ft"]["full"] < LEARNING_RATES["fine_tune"]["full"]
 
 
-def test_results_deterministic_given_seed(config, data):
-    first = run_transfer_comparison(config, data=data)
-    second = run_transfer_comparison(config, data=data)
+def test_budget_subset_draws_per_class():
+    pool = _squares(40)
+    subset = budget_subset(pool, 3, seed=1)
+    assert torch.bincount(subset.tensors[1]).tolist() == [3] * 5
+    assert torch.equal(subset.tensors[0], budget_subset(pool, 3, seed=1).tensors[0])
+
+
+def test_runs_are_deterministic_and_paired(config, splits):
+    sources = pretrain_sources(splits, config)
+    first = run_budget_comparison(splits, sources, config)
+    second = run_budget_comparison(splits, pretrain_sources(splits, config), config)
     assert first == second
-    assert {row["strategy"] for row in first} == {"scratch", "linear_probe", "fine_tune", "lp_ft"}
+    assert {row["strategy"] for row in first} == set(STRATEGIES)
+    negative = run_negative_transfer(splits, sources, config)
+    assert [row["strategy"] for row in negative] == ["linear_probe (source output layer)"]
+    assert 0.0 <= negative[0]["accuracy"] <= 1.0
 
 
-def test_summarize_matches_hand_computation():
-    rows = [{"budget": 1, "strategy": "a", "seed": s, "accuracy": a} for s, a in enumerate([0.2, 0.4, 0.9])]
-    (row,) = summarize(rows)
-    values = torch.tensor([0.2, 0.4, 0.9], dtype=torch.float64)
-    assert row["mean"] == pytest.approx(values.mean().item())
-    assert row["std"] == pytest.approx(values.std(unbiased=True).item())
-    assert row["seeds"] == 3
-
-
-def test_beats_scratch():
-    table = [{"budget": 5, "strategy": "scratch", "mean": 0.5}, {"budget": 5, "strategy": "fine_tune", "mean": 0.4}]
-    assert beats_scratch(table, 5, "fine_tune") is False
-    with pytest.raises(ValueError, match="no row"):
-        beats_scratch(table, 7, "fine_tune")
-
-
-def test_bad_inputs_raise(config, data):
-    with pytest.raises(ValueError, match="budgets is empty"):
-        run_transfer_comparison(config, budgets=(), data=data)
-    with pytest.raises(ValueError, match="unknown strategy"):
-        run_transfer_comparison(config, strategies=("magic",), data=data)
-    with pytest.raises(ValueError, match="positive ints"):
-        run_transfer_comparison(config, budgets=(0,), data=data)
-    with pytest.raises(ValueError, match="seeds is empty"):
-        run_transfer_comparison(config, seeds=(), data=data)
-    with pytest.raises(ValueError, match="unknown strategy"):
-        strategy_stages("freeze_everything")
-    with pytest.raises(ValueError, match="scratch"):
-        run_imagenet_comparison(get_profile("smoke"), config, strategies=("scratch",), data=data)
-    with pytest.raises(ValueError, match="rows is empty"):
-        summarize([])
-    with pytest.raises(ValueError, match="steps must be positive"):
-        train_strategy(SmallCNN(5), "classifier", "fine_tune", _dataset(), _dataset(), config, 0, steps=0)
-
-
-
-def test_fine_tune_re_estimates_batchnorm_statistics_on_the_training_set(config):
-    # a slow BatchNorm (momentum 0.01, like EfficientNet's) would keep stale running averages
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8), torch.nn.BatchNorm1d(8, momentum=0.01),
-                                torch.nn.Linear(8, 5))
-    train_set = _dataset()
-    train_strategy(model, "3", "fine_tune", train_set, _dataset(10), config, seed=0)
-    assert model[2].momentum == 0.01
-    inputs = train_set.tensors[0]
-    with torch.no_grad():
-        hidden = model[1](model[0](inputs))  # the trained linear layer's outputs: what BatchNorm normalises
-    batches = torch.split(hidden, config.batch_size)  # the same batches, in order
-    expected = sum(batch.mean(0) for batch in batches) / len(batches)
-    torch.testing.assert_close(model[2].running_mean, expected, rtol=1e-4, atol=1e-5)
+def test_accuracies_pairs_by_seed():
+    rows = [{"budget": 1, "strategy": "a", "seed": s, "accuracy": a} for s, a in ((2, 0.9), (0, 0.2), (1, 0.4))]
+    assert accuracies(rows, "a", 1) == [0.2, 0.4, 0.9]  # seed order, for pairing
+    assert accuracies(rows, "a", 1, seeds=(0, 2)) == [0.2, 0.9]
+    with pytest.raises(ValueError, match="no row for strategy 'b' at budget 1"):
+        accuracies(rows, "b", 1)
