@@ -345,3 +345,23 @@ def test_penalised_loss_rejects_bad_arguments() -> None:
         PenalisedLoss(None, ["weight"], 0.1)
     with pytest.raises(ValueError, match=r"label_smoothing must be a finite number in \[0.0, 1.0\], got 2"):
         PenalisedLoss(model, ["weight"], 0.1, label_smoothing=2)
+
+
+def test_cpu_penalty_is_strong_enough_to_show_within_the_run():
+    # The chapter's L2-SP lesson needs the penalty's pull exp(-eta alpha T / (1 - mu)) far from 1
+    # over the run's T steps (at alpha = 0.01 and 12 steps it was 0.99 and nothing could show).
+    import math
+
+    from tlcourse.chapters.math_losses import SETTINGS
+
+    row = SETTINGS["cpu"]
+    steps = row.num_epochs * math.ceil(row.num_train / row.batch_size)
+    assert math.exp(-row.learning_rate * row.alpha * steps / (1 - 0.9)) < 0.9
+    assert all(table.num_seeds >= 2 for table in SETTINGS.values())  # a paired interval needs two seeds
+
+
+def test_sparse_loss_refuses_one_hot_shaped_labels():
+    from tlcourse.chapters.math_losses import softmax_cross_entropy
+
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+        softmax_cross_entropy(torch.zeros(4, 10), torch.randint(0, 10, (4, 10)))

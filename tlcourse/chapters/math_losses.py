@@ -3,14 +3,13 @@
 Each function is the formula of one equation of ``book/math.md``, computed in a numerically stable
 way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/chapters/test_math_losses.py``:
 
-* :func:`log_softmax` and :func:`softmax_cross_entropy` (log-sum-exp form, optional label
-  smoothing),
+* :func:`log_softmax` and :func:`softmax_cross_entropy` (log-sum-exp form, label smoothing),
 * :func:`binary_cross_entropy_with_logits` for a single sigmoid output,
 * :func:`softmax_cross_entropy_gradient`, the closed form ``softmax(z) - onehot(y)``,
 * :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
 * :func:`two_layer_forward` and :func:`two_layer_backward`, backpropagation by hand through
   ``linear -> tanh -> linear -> softmax cross-entropy``,
-* :func:`settings`, the sizes of the chapter's L2-SP versus weight-decay run.
+* :func:`settings`, the sizes of the chapter's L2-SP versus plain-L2 run.
 """
 
 from __future__ import annotations
@@ -143,8 +142,7 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor
     check_tensor("logits", logits)
     check_tensor("targets", targets)
     if logits.shape != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
-                         "must have the same shape")
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the same shape")
     if not logits.is_floating_point():
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
     targets = targets.to(logits.dtype)
@@ -185,7 +183,7 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
     """L2-SP penalty ``strength / 2 * sum ||w - w0||^2`` over the names in ``reference``.
 
     Li, Grandvalet and Davoine (2018) pull the fine-tuned backbone toward its pretrained weights
-    ``w0`` instead of toward zero (plain weight decay is the special case ``w0 = 0``).
+    ``w0`` instead of toward zero (the plain L2 penalty is the special case ``w0 = 0``).
 
     Args:
         parameters: name -> current tensor (e.g. ``dict(model.named_parameters())``).
@@ -196,8 +194,7 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
         Scalar tensor, differentiable w.r.t. ``parameters``.
 
     Raises:
-        ValueError: if a reference name is missing or shapes differ, or ``strength`` is negative
-            or not finite.
+        ValueError: a reference name missing, shapes differing, ``strength`` negative or not finite.
         TypeError: on non-mappings or non-tensors.
 
     Example:
@@ -218,8 +215,7 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
         check_tensor(f"parameters[{name!r}]", current)
         check_tensor(f"reference[{name!r}]", anchor)
         if current.shape != anchor.shape:
-            raise ValueError(f"shape mismatch for {name!r}: {tuple(current.shape)} vs "
-                             f"{tuple(anchor.shape)}")
+            raise ValueError(f"shape mismatch for {name!r}: {tuple(current.shape)} vs {tuple(anchor.shape)}")
         term = (current - anchor.detach().to(current.device, current.dtype)).pow(2).sum()
         total = term if total is None else total + term
     assert total is not None
@@ -230,8 +226,8 @@ class PenalisedLoss:
     """``loss_fn(logits, targets)`` for :func:`tlcourse.train.fit`: cross-entropy plus L2-SP.
 
     The penalty pulls each named parameter of ``model`` toward a frozen copy of its value at
-    construction time (L2-SP), or toward zero with ``toward_zero=True`` (plain L2 weight decay,
-    written as a loss term so that both variants differ only in the anchor).
+    construction time (L2-SP), or toward zero with ``toward_zero=True`` (the plain L2 penalty, a
+    loss term, so that both variants differ only in the anchor).
 
     Args:
         model: the network being fine-tuned.
@@ -371,7 +367,7 @@ def two_layer_backward(cache: TwoLayerCache,
 
 @dataclass(frozen=True)
 class MathSettings:
-    """Sizes of the math chapter's L2-SP versus weight-decay fine-tuning run under one profile.
+    """Sizes of the math chapter's L2-SP versus plain-L2 fine-tuning run under one profile.
 
     Attributes:
         batch_size: digits per step.
@@ -381,6 +377,8 @@ class MathSettings:
         num_epochs: epochs of each fine-tuning run.
         max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
         image_size: side of the 3-channel images fed to the ImageNet backbone.
+        alpha: strength of both penalties.
+        learning_rate: SGD's learning rate (momentum 0.9).
     """
 
     batch_size: int
@@ -390,15 +388,17 @@ class MathSettings:
     num_epochs: int
     max_steps_per_epoch: int | None
     image_size: int
+    alpha: float = 0.1
+    learning_rate: float = 0.01
 
 
-# EfficientNet-Lite0 is slow on a CPU, so smoke and cpu take a few steps on 32-pixel digits.
+# alpha: eta * alpha * T / (1 - momentum) of order 1 over the cpu run's T = 64 steps (see the chapter)
 SETTINGS: dict[str, MathSettings] = {
-    "smoke": MathSettings(batch_size=8, num_train=64, num_eval=32, num_seeds=1, num_epochs=1,
+    "smoke": MathSettings(batch_size=8, num_train=64, num_eval=32, num_seeds=2, num_epochs=1,
                           max_steps_per_epoch=2, image_size=32),
-    "cpu": MathSettings(batch_size=16, num_train=500, num_eval=200, num_seeds=2, num_epochs=2,
-                        max_steps_per_epoch=6, image_size=32),
-    "gpu": MathSettings(batch_size=128, num_train=500, num_eval=500, num_seeds=2, num_epochs=3,
+    "cpu": MathSettings(batch_size=32, num_train=1000, num_eval=500, num_seeds=3, num_epochs=2,
+                        max_steps_per_epoch=None, image_size=32),
+    "gpu": MathSettings(batch_size=128, num_train=1000, num_eval=500, num_seeds=3, num_epochs=3,
                         max_steps_per_epoch=None, image_size=224),
 }
 
@@ -414,7 +414,7 @@ def settings(profile: Profile) -> MathSettings:
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("cpu")).max_steps_per_epoch
-        6
+        >>> settings(get_profile("cpu")).num_seeds
+        3
     """
     return settings_for(SETTINGS, profile)

@@ -78,7 +78,8 @@ def sgd_momentum_step(parameters: Tensors, gradients: Tensors, buffers: Tensors 
         buffers: momentum buffers from the previous step, or ``None`` on the first step.
         learning_rate: ``lr > 0``.
         momentum: ``mu`` in ``[0, 1)``.
-        weight_decay: ``lambda >= 0``, coupled L2 (added to the gradient).
+        weight_decay: ``lambda >= 0``: the gradient ``lambda w`` of an L2 penalty added to the gradient
+            (PyTorch's name; coupled, unlike AdamW's decoupled weight decay).
 
     Returns:
         ``(new parameters, new buffers)``.
@@ -156,7 +157,7 @@ def adamw_step(parameters: Tensors, gradients: Tensors, state: AdamWState, learn
         learning_rate: ``lr > 0``.
         betas: ``(b1, b2)`` each in ``[0, 1)``.
         eps: added to the denominator, ``> 0``.
-        weight_decay: ``lambda >= 0``.
+        weight_decay: ``lambda >= 0``, decoupled: the weights shrink by ``1 - lr * lambda`` each step.
 
     Returns:
         ``(new parameters, new state)``.
