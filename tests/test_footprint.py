@@ -75,3 +75,24 @@ def test_checkpoint_bytes_is_the_size_of_the_trainable_parameters_file(tmp_path)
     net.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameter"):
         checkpoint_bytes(net)
+
+
+def test_training_memory_frees_the_activations_it_counted():
+    import gc
+    import weakref
+
+    kept = []
+
+    class Recording(Net):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hidden = torch.relu(self.body(x))  # saved for the head's weight gradient
+            kept.append(weakref.ref(hidden))
+            return self.head(hidden)
+
+    net = Recording()
+    net.head.weight.grad = torch.ones_like(net.head.weight)
+    training_memory(net, _batch())
+    gc.collect()
+    assert kept and kept[0]() is None  # a graph dropped under the hooks would keep it alive
+    assert torch.equal(net.head.weight.grad, torch.ones_like(net.head.weight))  # gradients restored
+    assert net.body.weight.grad is None

@@ -28,7 +28,8 @@ def training_memory(model: nn.Module, batch: Mapping[str, torch.Tensor],
     The weights (all of them), one gradient per trainable number, AdamW's two moments per trainable
     number, and the activations autograd saves for the backward pass, counted with
     ``torch.autograd.graph.saved_tensors_hooks`` during a real forward pass and loss (each storage
-    once, parameters excluded). Temporaries freed during the step are not counted, so a GPU
+    once, parameters excluded); the backward pass is run and its gradients discarded, so the model
+    is left as it was. Temporaries freed during the step are not counted, so a GPU
     allocator's peak is somewhat higher; the split by kind is what changes between methods.
 
     Args:
@@ -69,14 +70,23 @@ def training_memory(model: nn.Module, batch: Mapping[str, torch.Tensor],
     was_training = model.training
     model.train()
     inputs = {k: v for k, v in batch.items() if k != "labels"}
+    gradients = {parameter: parameter.grad for parameter in parameters}
+    for parameter in parameters:
+        parameter.grad = None  # backward below must not add into the caller's gradients
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
             output = model(**inputs)
             logits = getattr(output, "logits", output)
             loss = loss_fn(logits, batch["labels"])
-        del loss, logits, output  # the graph is dropped without a backward pass: nothing is updated
+        if loss.requires_grad:
+            # the backward pass frees the saved tensors: a graph whose saved tensors went through
+            # hooks and is dropped without it keeps them alive (a reference cycle through C++)
+            loss.backward()
+        del loss, logits, output
     finally:
         model.train(was_training)
+        for parameter, gradient in gradients.items():  # nothing is left changed
+            parameter.grad = gradient
     memory = {"weights": sum(p.numel() * p.element_size() for p in parameters), "gradients": trainable,
               "optimizer state": 2 * trainable, "activations": sum(saved.values())}
     memory["total"] = sum(memory.values())
