@@ -336,23 +336,23 @@ def run_imagenet_comparison(profile: Profile, splits: TransferSplits,
     """
     loaded = load_image_model(profile, 5)
 
-    def as_rgb(data: TensorDataset) -> TensorDataset:  # (N, 1, 28, 28) in [0, 1] -> (N, 3, S, S) normalised
-        images, labels = data.tensors
-        digits = images.squeeze(1).mul(255).round().to(torch.uint8)
-        return TensorDataset(mnist_as_rgb(digits, config.image_size, loaded.mean, loaded.std), labels)
+    def as_rgb(part: TensorDataset) -> TensorDataset:  # (N, 1, 28, 28) in [0, 1] -> (N, 3, S, S) normalised
+        digits = part.tensors[0].squeeze(1).mul(255).round().to(torch.uint8)
+        return TensorDataset(mnist_as_rgb(digits, config.image_size, loaded.mean, loaded.std), part.tensors[1])
 
+    data = {seed: as_rgb(budget_subset(splits.pool, config.comparison_budget, seed)) for seed in config.imagenet_seeds}
+    data.update(validation=as_rgb(splits.validation), test=as_rgb(splits.test))
     backbone, _ = split_head(copy.deepcopy(loaded.model), loaded.head)
-    validation, test = as_rgb(splits.validation), as_rgb(splits.test)
-    features = {name: extract_features(backbone, make_loader(data, batch_size=128, shuffle=False), config.device)
-                for name, data in (("validation", validation), ("test", test))}
+    features = {key: extract_features(backbone, make_loader(part, 128, shuffle=False), config.device)
+                for key, part in data.items()}
+    del backbone  # one copy of the network fewer in memory while fine-tuning
     rows: list[dict[str, object]] = []
     for seed in config.imagenet_seeds:
-        train_set = as_rgb(budget_subset(splits.pool, config.comparison_budget, seed))
-        train_features = extract_features(backbone, make_loader(train_set, 128, shuffle=False), config.device)
+        train_set, validation, test, train_features = data[seed], data["validation"], data["test"], features[seed]
         num_epochs = _epochs(config, train_set)
         for strategy in ("linear_probe", "lp_ft"):
             seed_everything(seed)
-            model = copy.deepcopy(loaded.model)
+            model = copy.deepcopy(loaded.model) if strategy == "lp_ft" else loaded.model  # a probe trains the head only
             head = model.get_submodule(loaded.head)
             head.reset_parameters()  # the same fresh head for both strategies of this seed
             (_, probe_epochs), *rest = strategy_stages(strategy, num_epochs, config.probe_fraction)
