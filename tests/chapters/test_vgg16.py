@@ -11,7 +11,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.chapters.vgg16 import accuracy_after_batchnorm_reestimation
 from tlcourse.data import load_cifar10
 from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD, mnist_as_rgb, validate_images
 from tlcourse.models import build_vgg16, vgg16_blocks
@@ -175,21 +174,114 @@ def test_bad_input_raises():
         split_head(nn.Linear(2, 2), "classifier.6")
 
 
-def test_accuracy_after_batchnorm_reestimation_uses_the_data_statistics():
-    from torch.utils.data import TensorDataset
+# --- the chapter's strategies -------------------------------------------------------------------
 
-    from tlcourse.data import make_loader
+import dataclasses  # noqa: E402
+
+from tlcourse.chapters.vgg16 import (  # noqa: E402
+    SETTINGS,
+    STRATEGIES,
+    classifier_learning_rate_groups,
+    fine_tune,
+    freeze_batchnorm,
+)
+from tlcourse.data import make_loader  # noqa: E402
+from tlcourse.models import LoadedImageModel, backbone_blocks, load_efficientnet_lite0  # noqa: E402
+from tlcourse.train import fit  # noqa: E402
+
+
+def test_learning_rate_groups_keep_fc6_fc7_out_of_the_head_group(vgg):
+    loaded = LoadedImageModel(vgg, "none", "vgg16", "classifier.6", IMAGENET_MEAN, IMAGENET_STD)
+    for parameter in vgg.parameters():
+        parameter.requires_grad_(True)
+    groups = classifier_learning_rate_groups(loaded, 1e-4, 1e-2)
+    ids = [[id(p) for p in group["params"]] for group in groups]
+    assert ids[-1] == [id(vgg.classifier[6].weight), id(vgg.classifier[6].bias)]
+    pretrained_fc = {id(vgg.classifier[i].weight) for i in (0, 3)} | {id(vgg.classifier[i].bias) for i in (0, 3)}
+    assert set(ids[-2]) == pretrained_fc  # fc6 and fc7: their own rung, below the head's rate
+    # every parameter exactly once, rates 1e-4 * 100 ** (i / 6) for the 7 rungs
+    assert sorted(i for group in ids for i in group) == sorted(id(p) for p in vgg.parameters())
+    for index, group in enumerate(groups):
+        assert group["lr"] == pytest.approx(1e-4 * 100 ** (index / 6))
+
+
+@pytest.fixture(scope="module")
+def lite() -> LoadedImageModel:
+    return LoadedImageModel(load_efficientnet_lite0(10), "efficientnet-lite0", "efficientnet-lite0", "_fc",
+                            IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_learning_rate_groups_for_efficientnet_end_with_the_head(lite):
+    groups = classifier_learning_rate_groups(lite, 1e-3, 1e-2)
+    assert len(groups) == len(backbone_blocks(lite.model, lite.architecture)) + 1
+    assert [id(p) for p in groups[-1]["params"]] == [id(lite.model._fc.weight), id(lite.model._fc.bias)]
+    assert groups[-1]["lr"] == pytest.approx(1e-2) and groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_freeze_batchnorm_keeps_running_statistics_through_fit():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    assert freeze_batchnorm(net) == 6
+    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["2.weight", "2.bias"]
+    data = TensorDataset(torch.randn(16, 4) * 5 + 3, torch.randint(0, 2, (16,)))
+    before = net[2].running_mean.clone()
+    fit(net, make_loader(data, 8, shuffle=True), torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
+                                                                lr=0.1), num_epochs=1, progress=False)
+    assert torch.equal(net[2].running_mean, before)  # eval mode: the stored statistics were used and kept
+    assert freeze_batchnorm(nn.Linear(2, 2)) == 0
+
+
+def _steps(monkeypatch) -> list[int]:
+    counted = [0]
+    original = torch.optim.SGD.step
+
+    def counting_step(self, *args, **kwargs):
+        counted[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counting_step)
+    return counted
+
+
+def test_every_strategy_takes_the_same_steps_and_trains_what_it_says(lite, monkeypatch):
+    import copy
 
     torch.manual_seed(0)
-    images = torch.randn(64, 1, 4, 4) * 3 + 10
-    labels = (images.flatten(1)[:, 0] > 10).long()
-    net = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(16, momentum=0.01), nn.Linear(16, 2))
-    with torch.no_grad():  # a head that reads feature 0 after normalisation
-        net[2].weight.zero_()
-        net[2].weight[1, 0] = 1.0
-        net[2].bias.zero_()
-    loader = make_loader(TensorDataset(images, labels), 64, shuffle=False)
-    stale = evaluate(net, loader)["accuracy"]  # running mean 0 and var 1: every input looks large
-    after = accuracy_after_batchnorm_reestimation(net, loader, loader)
-    torch.testing.assert_close(net[1].running_mean, images.flatten(1).mean(0))  # one batch: its own mean
-    assert after > 0.9 > stale
+    config = dataclasses.replace(SETTINGS["smoke"], batch_size=4, num_epochs=3, probe_epochs=1, max_steps_per_epoch=None)
+    images, labels = torch.randn(12, 3, 32, 32), torch.arange(12) % 10
+    train_loader = make_loader(TensorDataset(images, labels), config.batch_size, shuffle=True, seed=0)
+    backbone, _ = split_head(copy.deepcopy(lite.model), "_fc")
+    features = extract_features(backbone, make_loader(TensorDataset(images, labels), 4, shuffle=False))
+    start = {n: t.clone() for n, t in lite.model.state_dict().items()}
+    counted = _steps(monkeypatch)
+    changed = {}
+    for strategy in STRATEGIES:
+        loaded = copy.deepcopy(lite)
+        counted[0] = 0
+        model = fine_tune(strategy, loaded, train_loader, features, config, seed=0)
+        assert counted[0] == 3 * 3, strategy  # 3 epochs of 3 batches, LP-FT's probe included
+        assert isinstance(model._fc, nn.Linear) and model is loaded.model
+        changed[strategy] = {n for n, t in model.state_dict().items() if not torch.equal(t, start[n])}
+    assert changed["feature extraction"] == {"_fc.weight", "_fc.bias"}
+    assert "_conv_stem.weight" not in changed["partial fine-tuning"]  # first blocks frozen
+    assert "_conv_head.weight" in changed["partial fine-tuning"]
+    assert "_conv_stem.weight" in changed["full fine-tuning, discriminative LRs"]
+    assert "_bn0.running_mean" in changed["full fine-tuning, discriminative LRs"]  # trained BatchNorm
+    assert "_conv_stem.weight" in changed["LP-FT"]
+    assert not any("_bn" in name for name in changed["LP-FT"])  # BatchNorm frozen in the second stage
+
+
+def test_fine_tune_rejects_bad_input(lite):
+    config = SETTINGS["smoke"]
+    data = TensorDataset(torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    features = TensorDataset(torch.randn(4, 1280), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        fine_tune("linear probe", lite, make_loader(data, 2, shuffle=False), features, config, seed=0)
+    with pytest.raises(ValueError, match="features has 3 rows"):
+        fine_tune("LP-FT", lite, make_loader(data, 2, shuffle=False), TensorDataset(*features[:3]), config, seed=0)
+    with pytest.raises(ValueError, match="probe_epochs"):
+        dataclasses.replace(config, num_epochs=2, probe_epochs=2)
+    with pytest.raises(ValueError, match="lowest_lr"):
+        dataclasses.replace(config, lowest_lr=1.0)
+    with pytest.raises(ValueError, match="image_size"):
+        dataclasses.replace(config, image_size=16)
