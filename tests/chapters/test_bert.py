@@ -1,21 +1,31 @@
-"""Tests for tlcourse.sentence on the tiny BERT of conftest.py (no network)."""
+"""Tests for tlcourse.chapters.bert on the tiny BERT of conftest.py (no network)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from dataclasses import replace
+
+from torch import nn
+from torch.utils.data import TensorDataset
+
 from tlcourse.chapters.bert import (
+    SETTINGS,
+    best_record,
     fine_tune,
     load_sentiment_splits,
     mistakes_table,
     tfidf_logistic_regression,
+    train_classifier,
     train_linear_probe,
 )
 from tlcourse.data import make_loader, save_sst2
-from tlcourse.models import load_text_classifier
+from tlcourse.history import History
+from tlcourse.models import load_text_classifier, load_text_encoder
 from tlcourse.profiles import get_profile
 from tlcourse.runtime import seed_everything
-from tlcourse.text import PaddingCollator, TextClassificationDataset
+from tlcourse.text import PaddingCollator, TextClassificationDataset, sentence_features
+from tlcourse.train import evaluate
 
 
 def test_small_helpers():
@@ -32,9 +42,6 @@ def test_small_helpers():
 
 
 def test_train_linear_probe_fits_separable_features_in_place():
-    from torch import nn
-    from torch.utils.data import TensorDataset
-
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(64, 6, generator=generator)
     labels = (features[:, 0] - features[:, 3] > 0).long()  # linearly separable
@@ -44,9 +51,83 @@ def test_train_linear_probe_fits_separable_features_in_place():
     history = train_linear_probe(head, TensorDataset(features, labels), TensorDataset(features, labels),
                                  learning_rate=5e-2, num_epochs=40, batch_size=16)
     assert len(history) == 40 and not torch.equal(head.weight, before)  # the head itself was trained
-    assert history.last["val_accuracy"] >= 0.95
-    with torch.no_grad():
-        assert (head(features).argmax(1) == labels).float().mean() == history.last["val_accuracy"]
+    assert best_record(history)["val_accuracy"] >= 0.95
+    with torch.no_grad():  # the head kept is the best validation epoch's
+        assert (head(features).argmax(1) == labels).float().mean() == best_record(history)["val_accuracy"]
+
+
+def test_fine_tune_keeps_the_best_validation_epoch():
+    # validation labels are the opposite of the training labels: the more the model learns,
+    # the worse it does on validation, so the best validation epoch is the first
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(64, 4, generator=generator)
+    labels = (features[:, 0] > 0).long()
+    train = make_loader(TensorDataset(features, labels), 16, shuffle=True, seed=0)
+    validation = make_loader(TensorDataset(features, 1 - labels), 64, shuffle=False)
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    history = fine_tune(model, train, validation, learning_rate=0.05, num_epochs=6, warmup_fraction=0.0)
+    accuracies = history["val_accuracy"]
+    assert history["epoch"] == [1, 2, 3, 4, 5, 6] and accuracies[-1] < max(accuracies)
+    kept = best_record(history)
+    assert kept["val_accuracy"] == max(accuracies) and kept["epoch"] == accuracies.index(max(accuracies)) + 1
+    assert evaluate(model, validation)["accuracy"] == pytest.approx(kept["val_accuracy"])  # its weights are back
+
+
+def test_best_record_picks_the_first_of_ties_and_refuses_an_empty_history():
+    history = History([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.8},
+                       {"epoch": 3, "val_accuracy": 0.8}])
+    assert best_record(history)["epoch"] == 2
+    with pytest.raises(ValueError, match="history is empty"):
+        best_record(History())
+
+
+def _tiny_config():
+    return replace(SETTINGS["smoke"], batch_size=4, num_epochs=1, max_steps_per_epoch=2, probe_epochs=3)
+
+
+def test_lp_ft_second_stage_starts_from_the_trained_probe(tiny_folder, make_examples):
+    texts, labels = make_examples(12)
+    tokenizer, encoder = load_text_encoder(tiny_folder)
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+    loader = make_loader(data, 4, shuffle=False, collate_fn=collator)
+    features = sentence_features(encoder, loader, ["mean"])["mean"]
+    config = _tiny_config()
+    # learning rate 0 in the second stage: the classifier is exactly the probe stage's result
+    model, history = train_classifier("LP-FT", tiny_folder, data, loader, config=config, learning_rate=0.0, seed=3,
+                                      collate_fn=collator, probe_features=(features, features),
+                                      probe_learning_rate=5e-2)
+    seed_everything(3)  # the reference: the same seed, a head of the same shape, trained by hand
+    reference = nn.Linear(encoder.config.hidden_size, 2)
+    train_linear_probe(reference, features, features, learning_rate=5e-2, num_epochs=config.probe_epochs,
+                       batch_size=config.batch_size, seed=3)
+    torch.testing.assert_close(model.classifier.weight, reference.weight)
+    for name, parameter in encoder.named_parameters():  # and the encoder is the pretrained one
+        torch.testing.assert_close(dict(model.encoder.named_parameters())[name], parameter)
+    assert len(history) == config.num_epochs
+
+
+def test_full_fine_tuning_changes_the_encoder_and_bad_calls_raise(tiny_folder, make_examples):
+    texts, labels = make_examples(12)
+    tokenizer, encoder = load_text_encoder(tiny_folder)
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
+    loader = make_loader(data, 4, shuffle=False, collate_fn=collator)
+    model, _ = train_classifier("full fine-tuning", tiny_folder, data, loader, config=_tiny_config(),
+                                learning_rate=1e-2, seed=0, collate_fn=collator)
+    name = "embeddings.word_embeddings.weight"
+    assert not torch.equal(dict(model.encoder.named_parameters())[name], dict(encoder.named_parameters())[name])
+    with pytest.raises(ValueError, match="method must be one of"):
+        train_classifier("probe", tiny_folder, data, loader, config=_tiny_config(), learning_rate=1e-2, seed=0,
+                         collate_fn=collator)
+    with pytest.raises(ValueError, match="needs probe_features"):
+        train_classifier("LP-FT", tiny_folder, data, loader, config=_tiny_config(), learning_rate=1e-2, seed=0,
+                         collate_fn=collator)
+    narrow = TensorDataset(torch.zeros(12, 3), torch.tensor(labels))
+    with pytest.raises(ValueError, match="probe_features have 3 columns, the head expects 16"):
+        train_classifier("LP-FT", tiny_folder, data, loader, config=_tiny_config(), learning_rate=1e-2, seed=0,
+                         collate_fn=collator, probe_features=(narrow, narrow), probe_learning_rate=1e-2)
 
 
 def test_fine_tune_runs_and_probe_trains_only_head(tiny_folder, make_examples):
@@ -97,25 +178,36 @@ def test_fine_tune_layerwise_decay(tiny_folder, make_examples):
 def test_sentiment_splits_keep_films_apart_and_sort_the_test_side(tmp_path):
     path = tmp_path / "rotten.csv.bz2"
     _write_rotten_tomatoes(path, films=10, per_film=6)
-    splits = load_sentiment_splits(get_profile("smoke"), max_train=100, max_test=100, rotten_tomatoes_path=path)
+    splits = load_sentiment_splits(get_profile("smoke"), max_train=100, max_validation=100, max_test=100,
+                                   rotten_tomatoes_path=path)
     assert splits.dataset == "rotten-tomatoes-snippets"
-    assert len(splits.train_texts) + len(splits.test_texts) == 60  # the plot summary is skipped
+    sides = (splits.train_texts, splits.validation_texts, splits.test_texts)
+    assert sum(len(side) for side in sides) == 60  # the plot summary is skipped
     film_of = lambda text: text.split()[-1]  # noqa: E731
-    assert not {film_of(t) for t in splits.train_texts} & {film_of(t) for t in splits.test_texts}
+    films = [{film_of(t) for t in side} for side in sides]
+    assert [len(f) for f in films] == [6, 2, 2]  # 60/20/20 of the films
+    assert not (films[0] & films[1] or films[0] & films[2] or films[1] & films[2])
     assert [len(t) for t in splits.test_texts] == sorted(len(t) for t in splits.test_texts)
-    assert "films on both sides: 0" in splits.description
-    capped = load_sentiment_splits(get_profile("smoke"), max_train=5, max_test=3, rotten_tomatoes_path=path)
-    assert (len(capped.train_texts), len(capped.test_texts)) == (5, 3)
-    again = load_sentiment_splits(get_profile("smoke"), max_train=5, max_test=3, rotten_tomatoes_path=path)
+    assert "films on two sides: 0" in splits.description
+    capped = load_sentiment_splits(get_profile("smoke"), max_train=5, max_validation=4, max_test=3,
+                                   rotten_tomatoes_path=path)
+    assert (len(capped.train_texts), len(capped.validation_texts), len(capped.test_texts)) == (5, 4, 3)
+    again = load_sentiment_splits(get_profile("smoke"), max_train=5, max_validation=4, max_test=3,
+                                  rotten_tomatoes_path=path)
     assert again == capped  # the seed fixes split and subsets
 
 
 def test_sentiment_splits_gpu_profile_reads_sst2(tmp_path, monkeypatch):
-    save_sst2({"train": (["a fine film", "dull", "great"], [1, 0, 1]), "validation": (["bad plot", "good"], [0, 1])},
-              root=tmp_path)
-    splits = load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10, sst2_root=tmp_path)
+    train = [(f"sentence {i}", i % 2) for i in range(20)]
+    save_sst2({"train": ([t for t, _ in train], [y for _, y in train]),
+               "validation": (["bad plot", "good"], [0, 1])}, root=tmp_path)
+    splits = load_sentiment_splits(get_profile("gpu"), max_train=100, max_validation=100, max_test=10,
+                                   sst2_root=tmp_path)
     assert splits.dataset == "sst2"
-    assert sorted(zip(splits.train_texts, splits.train_labels)) == [("a fine film", 1), ("dull", 0), ("great", 1)]
+    # a tenth of the train split validates, the rest trains, nothing on both sides
+    assert (len(splits.train_texts), len(splits.validation_texts)) == (18, 2)
+    assert sorted(zip(splits.train_texts + splits.validation_texts,
+                      splits.train_labels + splits.validation_labels)) == sorted(train)
     assert list(zip(splits.test_texts, splits.test_labels)) == [("good", 1), ("bad plot", 0)]  # shortest first
     # not cached and no network: a clear error that names the fetch command
     from tlcourse.assets import AssetUnavailableError
@@ -123,7 +215,7 @@ def test_sentiment_splits_gpu_profile_reads_sst2(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
     with pytest.raises(AssetUnavailableError, match="python -m tlcourse fetch sst2"):
-        load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)
+        load_sentiment_splits(get_profile("gpu"), max_train=10, max_validation=10, max_test=10)
 
 
 def test_sentiment_splits_gpu_without_datasets_library_says_what_to_install(tmp_path, monkeypatch):
@@ -138,7 +230,7 @@ def test_sentiment_splits_gpu_without_datasets_library_says_what_to_install(tmp_
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "datasets" else real_find_spec(name, *args))
     with pytest.raises(AssetUnavailableError, match="pip install datasets"):
-        load_sentiment_splits(get_profile("gpu"), max_train=10, max_test=10)
+        load_sentiment_splits(get_profile("gpu"), max_train=10, max_validation=10, max_test=10)
 
 
 def _write_rotten_tomatoes(path, films: int, per_film: int) -> None:
