@@ -76,6 +76,13 @@ def test_every_citation_in_the_book_resolves(bibliography, pages):
     assert not {name: keys for name, keys in missing.items() if keys}, "cited keys absent from references.bib"
 
 
+def test_the_book_cites_the_core_works(bibliography, pages):
+    cited = set().union(*(cited_keys(text) for text in pages.values()))
+    core = {"pan2010survey", "yosinski2014transferable", "simonyan2015vgg", "devlin2019bert", "kumar2022lpft",
+            "li2018l2sp", "wortsman2022wiseft", "wortsman2022soups"}
+    assert core <= cited, f"never cited: {sorted(core - cited)}"
+
+
 def test_every_asset_cites_entries_of_the_bibliography(bibliography):
     for asset in ASSETS.values():
         assert asset.references, f"asset {asset.name} names no BibTeX key"
