@@ -18,7 +18,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from tlcourse.checks import check_module
+from tlcourse.checks import check_module, check_tensor
 
 __all__ = [
     "frozen_norms_to_eval",
@@ -142,6 +142,11 @@ def batchnorm_mode_accuracies(model: nn.Module, images: torch.Tensor, labels: to
         >>> batchnorm_mode_accuracies(net, torch.tensor([[3.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 0]))
         (0.0, 0.5)
     """
+    check_module("model", model)
+    check_tensor("images", images)
+    check_tensor("labels", labels, dim=1)
+    if labels.shape[0] != images.shape[0]:
+        raise ValueError(f"labels must have one entry per image: {images.shape[0]} images, {labels.shape[0]} labels")
     copied = copy.deepcopy(model)
     with torch.no_grad():
         stored = (copied.eval()(images).argmax(1) == labels).float().mean().item()

@@ -11,6 +11,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from tlcourse.checks import check_sequence, describe
 from tlcourse.history import History
 
 __all__ = [
@@ -218,8 +219,9 @@ def plot_mean_and_spread(rows: Sequence[Mapping[str, object]], x: str, group: st
         >>> plot_mean_and_spread(rows, "budget", "strategy").axes[0].get_lines()[0].get_ydata().tolist()
         [0.6, 0.9]
     """
-    if len(rows) == 0:
-        raise ValueError("rows is empty: nothing to plot")
+    rows = check_sequence("rows", rows)
+    if any(not isinstance(row, Mapping) for row in rows):
+        raise TypeError(f"rows must be dicts, got {describe(rows[0])}")
     missing = [key for key in (x, group, value) if any(key not in row for row in rows)]
     if missing:
         raise ValueError(f"every row needs the keys {[x, group, value]}; missing {missing}")
