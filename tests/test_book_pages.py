@@ -102,7 +102,7 @@ def test_every_runtime_used_on_a_page_is_defined():
 
 
 # The chapters that open with objectives and close with a summary, key points in Chinese and exercises.
-COURSE_CHAPTERS = ["concepts", "math", "vgg16", "peft", "fusion"]
+COURSE_CHAPTERS = ["concepts", "math", "vgg16", "bert", "peft", "fusion"]
 EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)")
 SOLUTION = re.compile(r"`{3,4}\{solution(?:-start)?\} ([\w-]+)\n:class: dropdown")
 CODE_SOLUTION = re.compile(r"\{solution-start\}.*?```\{code-cell\}.*?\{solution-end\}", re.S)
