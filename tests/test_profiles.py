@@ -35,9 +35,9 @@ def test_settings_for_picks_the_profiles_row():
 
 
 def test_every_chapter_table_covers_every_profile():
-    from tlcourse.chapters import bert, concepts, fusion, math_losses, vgg16
+    from tlcourse.chapters import bert, concepts, fusion, math_losses, peft, vgg16
 
-    for module in (bert, concepts, fusion, math_losses, vgg16):
+    for module in (bert, concepts, fusion, math_losses, peft, vgg16):
         assert set(module.SETTINGS) == {"smoke", "cpu", "gpu"}, module.__name__
 
 
