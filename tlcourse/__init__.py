@@ -9,12 +9,15 @@ The library, one concept per module (it never imports a chapter or the command l
   (pretrained models through torchvision's weights enums and transformers' ``Auto*``);
 - ``transfer`` (freeze, heads, cached features), ``batchnorm`` (statistics during transfer),
   ``optimization`` (parameter groups in one shape, schedules), ``train`` (``fit``, ``predict``,
-  ``evaluate``), ``history``, ``checkpoint`` (safetensors), ``fusion`` (ensembles, WiSE-FT, soups);
+  ``evaluate``), ``precision`` (bf16, or fp16 with a gradient scaler, by GPU capability),
+  ``distributed`` (``fit`` under torchrun), ``history``, ``checkpoint`` (safetensors), ``fusion``
+  (ensembles, WiSE-FT, soups), ``lora`` (LoRA written out), ``footprint`` (training memory,
+  checkpoint size), ``rehearsal`` (synthetic canonical assets for the gpu path on a CPU);
 - ``metrics`` (accuracy, paired differences), ``claims`` (lessons checked by code), ``plotting``;
 - ``cli`` (``python -m tlcourse``), on top, imported by nobody.
 
 ``tlcourse.chapters`` holds one module per chapter (``concepts``, ``math_losses``/``math_optim``,
-``vgg16``, ``bert``, ``fusion``): its ``SETTINGS`` table of sizes per profile and its helpers.
+``vgg16``, ``bert``, ``peft``, ``fusion``): its ``SETTINGS`` table of sizes per profile and its helpers.
 Import what you use, e.g. ``from tlcourse.train import fit``.
 """
 
