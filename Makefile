@@ -61,8 +61,8 @@ NAME ?= concepts
 PROFILE ?=
 chapter: $(STAMP)
 	mkdir -p _build/chapters
-	TLCOURSE_PROFILE=$(PROFILE) $(VENV)/bin/jupytext --to ipynb --execute book/$(NAME).md \
-		-o _build/chapters/$(NAME).ipynb
+	$(VENV)/bin/jupytext --to ipynb book/$(NAME).md -o _build/chapters/$(NAME).ipynb
+	cd _build/chapters && TLCOURSE_PROFILE=$(PROFILE) ../../$(VENV)/bin/jupyter-execute --inplace $(NAME).ipynb
 	@echo "executed: _build/chapters/$(NAME).ipynb"
 
 # The published book's numbers, with their lessons checked: the cpu profile, warnings as errors
