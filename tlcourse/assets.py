@@ -23,10 +23,15 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from tlcourse.profiles import Profile
+
+class AssetPolicy(Protocol):
+    """What :func:`resolve` reads of a profile (:class:`tlcourse.profiles.Profile` has it)."""
+
+    name: str
+    use_standins: bool
+    allow_download: bool
 
 __all__ = [
     "AssetUnavailableError",
@@ -360,7 +365,7 @@ def network_reachable(host: str, timeout: float = 3.0) -> bool:
     return bool(outcome) and outcome[0]
 
 
-def resolve(name: str, profile: "Profile", announce: bool = True) -> Asset:
+def resolve(name: str, profile: AssetPolicy, announce: bool = True) -> Asset:
     """Decide which asset a chapter gets for ``name`` under ``profile``.
 
     Args:
