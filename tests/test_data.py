@@ -116,7 +116,8 @@ def test_sst2_write_is_atomic_and_a_failed_rewrite_keeps_the_old_cache(tmp_path,
     monkeypatch.setattr("tlcourse.data.json.dumps", real_dumps)
     assert load_sst2("train", root=tmp_path) == (["good film"], [1])
     assert load_sst2("validation", root=tmp_path) == (["bad", "fine"], [0, 1])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "validation.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "train.jsonl.sha256", "validation.jsonl",
+                                                          "validation.jsonl.sha256"]  # no temporary left
 
 
 def test_sst2_truncated_cache_file_is_explained(tmp_path):

@@ -15,7 +15,6 @@ import importlib.util
 import io
 import json
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
@@ -26,28 +25,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
 from tlcourse.checks import check_fractions, check_int
+from tlcourse.integrity import file_digest, unverified_cifar10_class, write_sidecar
 from tlcourse.runtime import make_generator
 
 __all__ = ["load_cifar10", "load_mnist_5k", "load_digits_images", "load_rotten_tomatoes_snippets", "save_sst2",
            "load_sst2", "make_loader", "per_class_subset", "split_indices", "split_by_group"]
-
-
-def _unverified_cifar10_class() -> type:
-    from torchvision.datasets import CIFAR10
-
-    class UnverifiedCIFAR10(CIFAR10):
-        """CIFAR-10 without the md5 checks, for the rehearsal's synthetic files only."""
-
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-        def _load_meta(self) -> None:
-            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
-                self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
-
-    return UnverifiedCIFAR10
 
 
 def load_cifar10(train: bool, transform: Callable | None = None, root: str | Path | None = None,
@@ -64,7 +46,7 @@ def load_cifar10(train: bool, transform: Callable | None = None, root: str | Pat
         The ``torchvision.datasets.CIFAR10`` data set.
 
     Raises:
-        AssetUnavailableError: if it is not there and ``download`` is False.
+        AssetUnavailableError: if it is not there, whole (md5), and ``download`` is False.
 
     Example:
         >>> # data = load_cifar10(train=False)  # after: python -m tlcourse fetch cifar10
@@ -75,7 +57,7 @@ def load_cifar10(train: bool, transform: Callable | None = None, root: str | Pat
     dataset_class = CIFAR10
     if os.environ.get("TLCOURSE_REHEARSAL"):  # synthetic files (tlcourse.rehearsal) cannot match the md5s
         print("[tlcourse] rehearsal: CIFAR-10's md5 check is skipped for the synthetic files")
-        dataset_class = _unverified_cifar10_class()
+        dataset_class = unverified_cifar10_class()
     try:
         return dataset_class(str(root), train=train, transform=transform, download=download)
     except RuntimeError as error:
@@ -167,8 +149,8 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
         root: folder; default ``cache_dir()/sst2``.
 
     Returns:
-        The folder written. Files are renamed into place only once every split is complete, so a
-        failed or killed write never leaves a truncated file that counts as cached.
+        The folder written. Each split is renamed into place complete, then its SHA-256 sidecar is
+        written: a failed or killed write never leaves a file that counts as cached unless whole.
 
     Raises:
         TypeError, ValueError: texts not a list of strings; another split; lengths that differ; labels not 0/1.
@@ -195,7 +177,9 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
             with open(temporaries[split], "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps({"sentence": t, "label": int(y)}) + "\n" for t, y in zip(texts, labels))
         for split, temporary in temporaries.items():
+            digest = file_digest(temporary)  # of the complete file; the sidecar is what makes it cached
             os.replace(temporary, root / f"{split}.jsonl")  # atomic: the old file or the complete new one
+            write_sidecar(root / f"{split}.jsonl", digest)  # until then the old sidecar mismatches
     finally:  # nothing half-written stays behind, whatever failed
         for temporary in temporaries.values():
             temporary.unlink(missing_ok=True)
