@@ -7,6 +7,7 @@ from tlcourse.plotting import (
     plot_confusion_matrix,
     plot_image_grid,
     plot_learning_curves,
+    plot_transfer_story,
     plot_transfer_vocabulary,
 )
 
@@ -48,6 +49,43 @@ def test_transfer_vocabulary_names_every_concept_on_the_given_axes():
     drawn = " ".join(text.get_text() for text in ax.texts).lower()
     for term in ("source", "target", "shared", "task-specific", "pretrain", "fine-tune", "negative transfer"):
         assert term in drawn, term
+    plt.close("all")
+
+
+def test_transfer_story_names_each_stage_and_the_chapters_that_teach_it():
+    figure, ax = plt.subplots()
+    assert plot_transfer_story(ax=ax) is figure
+    drawn = " ".join(text.get_text() for text in ax.texts)
+    for term in ("1  pretrain", "2  fine-tune", "3  fuse", "copy weights", "new head", "WiSE-FT", "soups"):
+        assert term in drawn, term
+    for chapter in ("concepts", "math", "vgg16", "bert", "peft", "fusion"):
+        assert chapter in drawn, chapter
+    plt.close("all")
+
+
+def test_transfer_story_is_legible_at_its_own_size():
+    # Each label lies inside the one box under its centre or clear of every box, and no two labels
+    # overlap: measured in pixels after drawing, so a longer label or a moved box fails here.
+    from matplotlib.patches import Rectangle
+
+    figure = plot_transfer_story()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    boxes = [patch.get_window_extent(renderer) for patch in ax.patches if isinstance(patch, Rectangle)]
+    labels = [text.get_window_extent(renderer) for text in ax.texts]
+    assert len(boxes) >= 10 and len(labels) > len(boxes)
+    canvas = figure.bbox
+    for label in labels:
+        assert canvas.x0 <= label.x0 and label.x1 <= canvas.x1, "label outside the figure"
+        around = [box for box in boxes if box.contains((label.x0 + label.x1) / 2, (label.y0 + label.y1) / 2)]
+        if around:
+            (box,) = around
+            assert box.x0 < label.x0 and label.x1 < box.x1 and box.y0 < label.y0 and label.y1 < box.y1
+        else:
+            assert not any(box.overlaps(label) for box in boxes)
+    for index, label in enumerate(labels):
+        assert not any(label.overlaps(other) for other in labels[index + 1:])
     plt.close("all")
 
 

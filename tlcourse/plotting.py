@@ -19,6 +19,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_image_grid",
     "plot_transfer_vocabulary",
+    "plot_transfer_story",
     "plot_mean_and_spread",
 ]
 
@@ -193,6 +194,68 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     ax.text(5.0, 0.4, "negative transfer: target accuracy with transfer < accuracy from scratch",
             ha="center", fontsize=8, style="italic")
     ax.set_title("Vocabulary of transfer learning (Pan & Yang 2010; Yosinski et al. 2014)")
+    return figure
+
+
+def plot_transfer_story(ax: Axes | None = None) -> Figure:
+    """Draw the book's story in three panels: pretrain on a source, fine-tune copies, fuse the results.
+
+    Each panel names the chapters that teach its stage; the drawing carries no measured number.
+
+    Args:
+        ax: axes to draw on; default a new figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+        >>> figure = plot_transfer_story()
+        >>> [text.get_text() for text in figure.axes[0].texts if text.get_text()[0].isdigit()]
+        ['1  pretrain', '2  fine-tune', '3  fuse']
+    """
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    figure, ax = new_axes(ax, (11, 4.6))
+    ax.set_xlim(0, 12)
+    ax.set_ylim(0, 6)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
+        if text:
+            ax.text((x0 + x1) / 2, max(y0, y1) + 0.12, text, ha="center", va="bottom", fontsize=8)
+
+    data, shared, head, fused = "#dbe9f6", "#c7e9c0", "#fcbba1", "#fdd0a2"
+    # Panel 1: a large source data set trains the shared layers and a source head.
+    box(0.2, 4.2, 3.4, 1.0, "large source data\n(ImageNet images, English text)", data)
+    box(0.6, 2.2, 2.6, 1.0, "shared layers\n(general features)", shared)
+    box(0.6, 1.4, 2.6, 0.6, "source head", head)
+    arrow(1.9, 4.2, 1.9, 3.2)
+    # Panel 2: the shared layers are copied, the head replaced, and both trained on little target data.
+    box(4.3, 4.2, 3.4, 1.0, "small target data\n(CIFAR-10, SST-2, digits, reviews)", data)
+    box(4.7, 2.2, 2.6, 1.0, "shared layers (copied)\nfrozen, tuned or LoRA", shared)
+    box(4.7, 1.4, 2.6, 0.6, "new head", head)
+    arrow(6.0, 4.2, 6.0, 3.2)
+    arrow(3.2, 2.7, 4.7, 2.7, "copy weights")
+    # Panel 3: several fine-tuned models become one, by averaging outputs or weights.
+    for column, name in enumerate(("model A", "model B", "model C")):
+        box(8.3 + 1.15 * column, 4.2, 1.0, 1.0, name, shared)
+        arrow(8.8 + 1.15 * column, 4.2, 8.8 + 1.15 * column, 3.2)
+    box(8.3, 2.2, 3.3, 1.0, "average predictions (ensemble)\nor weights (WiSE-FT, soups)", fused)
+    box(8.3, 1.4, 3.3, 0.6, "one fused model", head)
+    arrow(7.3, 2.7, 8.3, 4.4)
+    ax.text(7.75, 3.75, "several\nruns", ha="right", va="center", fontsize=8)
+    for x, title, chapters in ((1.9, "1  pretrain", "concepts pretrains on digits;\nvgg16 and bert load published weights"),
+                               (6.0, "2  fine-tune", "concepts, vgg16, bert, peft"),
+                               (9.95, "3  fuse", "fusion")):
+        ax.text(x, 5.55, title, ha="center", fontsize=10, weight="bold")
+        ax.text(x, 0.75, chapters, ha="center", va="center", fontsize=8, style="italic")
+    ax.text(6.0, 0.1, "math: the losses, gradients and updates behind every stage, checked against PyTorch",
+            ha="center", fontsize=8)
     return figure
 
 
