@@ -142,3 +142,50 @@ def test_chapter_closes_with_summary_key_points_and_exercises_with_hidden_soluti
 def test_chapter_cites_with_roles_not_prose(chapter):
     found = PROSE_CITATION.findall(prose(page_text(f"book/{chapter}")))
     assert not found, f"{chapter}: prose citations left: {found}"
+
+
+# A glue role that pastes another page's value: {glue:text}`vgg16.md::vgg16_page_seconds:.0f`.
+CROSS_PAGE_GLUE = re.compile(r"\{glue(?::[a-z]+)?\}`([\w/.-]+\.md)::(\w+)")
+# A time typed into prose: "about 4.7 s", "5 minutes", "88 seconds" (measured times come from code).
+TYPED_TIME = re.compile(r"\b\d+(?:\.\d+)?\s*(?:s|sec|seconds?|min|minutes?)\b")
+
+
+def test_typed_time_pattern_finds_numbers_but_not_glue_or_substitutions():
+    assert TYPED_TIME.search("takes about 4.7 s per step") and TYPED_TIME.search("in 5 minutes")
+    assert not TYPED_TIME.search("{glue:text}`x.md::x_page_seconds:.0f` s and {{ runtime_cpu_x }}")
+    assert not TYPED_TIME.search("five sessions of about two hours, 4 GB, 2 cores")
+
+
+def test_landing_page_offers_three_paths_a_named_figure_and_the_chapter_map():
+    text = page_text("book/intro")
+    assert is_notebook("book/intro")  # its figure is drawn by tlcourse.plotting when the book is built
+    for page in ("how_to_use", "course", "instructor", "glossary", "bibliography"):
+        assert f"{{doc}}`{page}`" in text, f"intro does not link {page}"
+    assert "plot_transfer_story()" in text and "name: fig-transfer-story" in text and "caption:" in text
+    assert "{numref}`fig-transfer-story`" in text
+    rows = {match.group(1): match.group(0) for match in re.finditer(r"^\| \{doc\}`(\w+)` \|.*$", text, re.M)}
+    assert list(rows) == COURSE_CHAPTERS, f"the chapter map lists {list(rows)}"
+    for chapter, row in rows.items():
+        # the README's cpu measurement, and this build's own time in its profile, both from code
+        assert f"{{{{ runtime_cpu_{chapter} }}}}" in row, f"{chapter}: no cpu run time"
+        assert f"{chapter}.md::{chapter}_page_seconds" in row, f"{chapter}: no time of this build"
+
+
+def test_pages_for_readers_and_teachers_type_no_measured_times():
+    for name in ("intro", "how_to_use", "course", "instructor"):
+        # fenced blocks (commands, code cells) may quote anything: only the prose is searched
+        found = TYPED_TIME.findall(re.sub(r"^(`{3,}).*?^\1", "", page_text(f"book/{name}"), flags=re.S | re.M))
+        assert not found, f"{name}: typed times {found}: glue them or use a runtime substitution"
+
+
+def test_every_cross_page_glue_names_a_key_its_page_glues():
+    for path in sorted((ROOT / "book").glob("*.md")):
+        for target, key in CROSS_PAGE_GLUE.findall(path.read_text(encoding="utf-8")):
+            source = (path.parent / target).read_text(encoding="utf-8")
+            assert f'glue("{key}"' in source, f"{path.name} pastes {key!r}, which {target} never glues"
+
+
+def test_how_to_use_sends_classrooms_to_the_instructor_page():
+    text = page_text("book/how_to_use")
+    offline = text.split("\n## Offline classrooms\n", 1)[1].split("\n## ", 1)[0]
+    assert "{doc}`instructor`" in offline and "{doc}`course`" in offline
