@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tlcourse.checkpoint import load_state_dict, save_state_dict
-from tlcourse.footprint import checkpoint_bytes, training_memory
+from tlcourse.footprint import checkpoint_bytes, estimate_training_seconds, forward_flops, training_memory
 
 
 class Net(nn.Module):
@@ -96,3 +96,60 @@ def test_training_memory_frees_the_activations_it_counted():
     assert kept and kept[0]() is None  # a graph dropped under the hooks would keep it alive
     assert torch.equal(net.head.weight.grad, torch.ones_like(net.head.weight))  # gradients restored
     assert net.body.weight.grad is None
+
+
+def test_forward_flops_of_linear_layers_is_the_hand_count():
+    # a Linear layer does in x out multiply-adds per example: 2 x in x out operations
+    net = Net()
+    assert forward_flops(net, torch.randn(1, 6)) == 2 * (6 * 8 + 8 * 2)
+    assert forward_flops(net, torch.randn(3, 6)) == 3 * 2 * (6 * 8 + 8 * 2)  # linear in the batch
+    assert forward_flops(net, {"x": torch.randn(1, 6)}) == forward_flops(net, (torch.randn(1, 6),))
+
+
+def test_forward_flops_of_a_convolution_is_the_hand_count():
+    conv = nn.Conv2d(3, 5, kernel_size=3, padding=1)
+    height, width = 7, 9  # padding 1 keeps the size: one 3 x 3 x 3 window per output position
+    expected = 2 * (3 * 3 * 3) * 5 * height * width
+    assert forward_flops(conv, torch.randn(1, 3, height, width)) == expected
+
+
+def test_forward_flops_leaves_the_mode_and_gradients_alone():
+    net = Net().train()
+    forward_flops(net, torch.randn(2, 6))
+    assert net.training and all(p.grad is None for p in net.parameters())
+
+
+def test_forward_flops_rejects_bad_input():
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        forward_flops(lambda x: x, torch.ones(1, 6))
+    with pytest.raises(TypeError, match="example_inputs must be a tensor"):
+        forward_flops(Net(), 3.0)
+    with pytest.raises(ValueError, match="no matrix product or convolution"):
+        forward_flops(nn.ReLU(), torch.ones(1, 6))
+
+
+def test_estimate_training_seconds_is_three_forward_passes_over_the_epochs():
+    # 2 GFLOPs forward x 3 for training x 500 examples x 4 epochs at 1 TFLOP/s
+    assert estimate_training_seconds(2e9, 500, 4, 1e12) == pytest.approx(3 * 2e9 * 500 * 4 / 1e12)
+    assert estimate_training_seconds(2e9, 500, 4, 1e12, training_factor=1.0) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ((0, 500, 4, 1e12), "flops_per_example must be positive"),
+    ((1e9, 0, 4, 1e12), "examples must be positive"),
+    ((1e9, 500, -1, 1e12), "epochs must be positive"),
+    ((1e9, 500, 4, 0.0), "sustained_flops must be positive"),
+    ((float("nan"), 500, 4, 1e12), "flops_per_example must be positive"),
+])
+def test_estimate_training_seconds_rejects_bad_input(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        estimate_training_seconds(*arguments)
+    with pytest.raises(ValueError, match="training_factor must be at least 1"):
+        estimate_training_seconds(1e9, 500, 4, 1e12, training_factor=0.5)
+
+
+def test_estimate_training_seconds_rejects_what_is_not_a_number():
+    with pytest.raises(TypeError, match="examples must be a real number, got str"):
+        estimate_training_seconds(1e9, "500", 4, 1e12)
+    with pytest.raises(TypeError, match="epochs must be a real number, got NoneType"):
+        estimate_training_seconds(1e9, 500, None, 1e12)
