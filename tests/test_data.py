@@ -69,7 +69,7 @@ def test_loader_order_depends_only_on_seed():
     first = order(1)
     torch.manual_seed(42)
     assert order(1) == first and order(2) != first and sorted(first) == list(range(20))
-    with pytest.raises(ValueError, match="data set is empty"):
+    with pytest.raises(ValueError, match="dataset is empty"):
         make_loader(TensorDataset(torch.zeros(0)), 5, shuffle=False)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         make_loader(data, 0, shuffle=False)
@@ -128,9 +128,9 @@ def test_sst2_truncated_cache_file_is_explained(tmp_path):
 
 
 @pytest.mark.parametrize("splits, error, message", [
-    ({"train": ("good film", [1] * 9)}, TypeError, "split 'train': texts must be a list of strings, got str"),
+    ({"train": ("good film", [1] * 9)}, TypeError, r"splits\['train'\]: texts must be a list of strings, got str"),
     ({"test": (["a"], [1])}, ValueError, "split names must be 'train' or 'validation', got 'test'"),
-    ({"train": (["a"], [2])}, ValueError, r"split 'train': labels must be 0 or 1, got \[2\]"),
+    ({"train": (["a"], [2])}, ValueError, r"splits\['train'\]: labels must be 0 or 1, got \[2\]"),
     ([("train", (["a"], [1]))], TypeError, "splits must be a dict.*got list"),
 ])
 def test_save_sst2_rejects_bad_input(tmp_path, splits, error, message):

@@ -138,7 +138,7 @@ ASSETS: dict[str, Asset] = {
             kind="dataset",
             title="SST-2 from GLUE (67,349 train / 872 dev movie-review sentences)",
             loads_with="datasets.load_dataset('glue', 'sst2'), saved as JSON lines",
-            cache="$TLCOURSE_CACHE/sst2/{train,validation}.jsonl",
+            cache="$TLCOURSE_CACHE/sst2/{train,validation}.jsonl (+ .sha256)",
             size="7 MB",
             license="GLUE terms; SST is free for research (Socher et al.)",
             citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality; Wang et al. (2019), GLUE",
@@ -229,7 +229,7 @@ def get_asset(name: str) -> Asset:
         'dataset'
     """
     if name not in ASSETS:
-        raise ValueError(f"unknown asset {name!r}: expected one of {sorted(ASSETS)}")
+        raise ValueError(f"name must be a registered asset: unknown asset {name!r}, expected one of {sorted(ASSETS)}")
     return ASSETS[name]
 
 
@@ -395,6 +395,8 @@ def resolve(name: str, profile: AssetPolicy, announce: bool = True) -> Asset:
         'digits'
     """
     asset = get_asset(name)
+    if not all(hasattr(profile, attribute) for attribute in ("name", "use_standins", "allow_download")):
+        raise TypeError(f"profile must be a Profile (name, use_standins, allow_download), got {profile!r:.60}")
     if not asset.canonical:
         if not is_cached(name):
             raise AssetUnavailableError(f"stand-in {name!r} is not installed; run: pip install -r requirements.txt")

@@ -59,13 +59,13 @@ def _checksum(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) 
     return digest.hexdigest()
 
 
-def _check_finite(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
+def _check_finite(tensors: Mapping[str, torch.Tensor], path: Path, argument: str = "state") -> None:
     bad = [name for name, tensor in tensors.items()
            if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all())]
     if bad:
         raise CheckpointError(
             f"refusing to write {path}: {len(bad)} tensor(s) hold NaN or infinite values, e.g. "
-            f"{bad[:3]}; the file on disk (if any) is left as it was"
+            f"{bad[:3]} in {argument}; the file on disk (if any) is left as it was"
         )
 
 
@@ -124,8 +124,8 @@ def _unpack(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    _check_finite(tensors, path)
+def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path, argument: str = "state") -> None:
+    _check_finite(tensors, path, argument)
     metadata = {**metadata, _CHECKSUM_KEY: _checksum(tensors, metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphaned_temporaries(path)
@@ -189,7 +189,7 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
             raise TypeError(f"state_dict[{key!r}] is a {type(value).__name__}, expected a tensor")
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     path = Path(path)
-    _atomic_save(tensors, {_METADATA_KEY: json.dumps(dict(metadata or {}))}, path)
+    _atomic_save(tensors, {_METADATA_KEY: json.dumps(dict(metadata or {}))}, path, "state_dict")
     return path
 
 
@@ -237,7 +237,7 @@ def check_state_dict_matches(model: torch.nn.Module, state_dict: Mapping[str, to
     unexpected = sorted(set(state_dict) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
-            f"checkpoint keys do not match the model: missing {missing[:5]}"
+            f"checkpoint keys do not match the model: state_dict is missing {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
             f"{' ...' if len(unexpected) > 5 else ''}"
         )

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 __all__ = ["check_int", "describe", "check_module", "check_tensor", "check_sequence", "check_number",
-           "check_fractions", "check_optimizer_covers"]
+           "check_fractions", "check_optimizer_covers", "check_device", "check_path", "check_instance", "check_choice"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -191,3 +193,75 @@ def check_optimizer_covers(model: nn.Module, optimizer: Any) -> None:
         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}. Build the optimizer after the last change "
         "to the model"
     )
+
+
+def check_device(name: str, value: Any) -> torch.device:
+    """Return ``value`` as a ``torch.device``, or raise naming the argument (torch's own message names none).
+
+    Args:
+        name: the argument's name.
+        value: a ``torch.device`` or a name such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Returns:
+        The device.
+
+    Example:
+        >>> check_device("device", "cpu")
+        device(type='cpu')
+    """
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a torch.device or a device name such as 'cpu' or 'cuda', got {describe(value)}")
+    try:
+        return torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name} must be a device name such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+
+
+def check_path(name: str, value: Any) -> Path:
+    """Return ``value`` as a ``Path``, or raise ``TypeError`` unless it is a non-empty string or path.
+
+    Args:
+        name: the argument's name.
+        value: a ``str`` or ``os.PathLike``.
+
+    Returns:
+        ``Path(value)``.
+
+    Example:
+        >>> check_path("root", "/tmp").name
+        'tmp'
+    """
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise TypeError(f"{name} must be a file or folder path (a str or pathlib.Path), got {describe(value)}")
+    return Path(value)
+
+
+def check_instance(name: str, value: Any, kind: type) -> None:
+    """Raise ``TypeError`` unless ``value`` is an instance of ``kind`` (a settings row, a profile, a result record).
+
+    Args:
+        name: the argument's name.
+        value: the argument.
+        kind: the class expected.
+
+    Example:
+        >>> check_instance("seed", 3, int)
+    """
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, got {describe(value)}")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (a lookup with it would raise a bare ``KeyError``).
+
+    Args:
+        name: the argument's name.
+        value: the argument.
+        choices: the allowed values.
+
+    Example:
+        >>> check_choice("reduction", "mean", ("mean", "sum"))
+    """
+    choices = check_sequence("choices", choices)
+    if isinstance(value, (list, dict, set)) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

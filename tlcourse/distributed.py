@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
+from tlcourse.checks import check_device, check_number, check_sequence, check_tensor
+
 __all__ = [
     "init_from_environment",
     "is_distributed",
@@ -105,13 +107,13 @@ def init_from_environment(device: torch.device | str) -> bool:
         >>> init_from_environment("cpu")  # not launched by torchrun
         False
     """
+    device = check_device("device", device)
     if not dist.is_available():
         return False
     if dist.is_initialized():
         return dist.get_world_size() > 1
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -132,7 +134,7 @@ def process_device(device: torch.device | str) -> torch.device:
         >>> process_device("cpu")
         device(type='cpu')
     """
-    device = torch.device(device)
+    device = check_device("device", device)
     if device.type == "cuda" and device.index is None and is_distributed():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
@@ -162,7 +164,7 @@ def shard_loader(loader: DataLoader) -> DataLoader:
         True
     """
     if not isinstance(loader, DataLoader):
-        raise TypeError(f"fit under torchrun needs a DataLoader to shard, got {type(loader).__name__}")
+        raise TypeError(f"loader must be a DataLoader (fit under torchrun shards it), got {type(loader).__name__}")
     if isinstance(loader.sampler, DistributedSampler) or not is_distributed():
         return loader
     if loader.batch_size is None or type(loader.batch_sampler).__name__ != "BatchSampler":
@@ -192,6 +194,8 @@ def split_for_evaluation(loader: Any) -> Any:
         >>> split_for_evaluation([1, 2])
         [1, 2]
     """
+    if loader is None or not hasattr(loader, "__iter__"):
+        raise TypeError(f"loader must be an iterable of batches (a DataLoader or a list), got {type(loader).__name__}")
     if not is_distributed() or not isinstance(loader, DataLoader) or loader.batch_size is None:
         return loader
     share = Subset(loader.dataset, range(rank(), len(loader.dataset), world_size()))  # type: ignore[arg-type]
@@ -213,6 +217,10 @@ def sum_across_processes(values: list[float], device: torch.device | str) -> lis
         >>> sum_across_processes([1.0, 2.0], "cpu")
         [1.0, 2.0]
     """
+    values = check_sequence("values", values, non_empty=False)
+    for index, value in enumerate(values):
+        check_number(f"values[{index}]", value)  # a NaN would spread to every process's total
+    device = check_device("device", device)
     if not is_distributed():
         return list(values)
     device = torch.device(device) if dist.get_backend() == "nccl" else torch.device("cpu")
@@ -234,6 +242,8 @@ def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         >>> gather_across_processes(torch.ones(2))[0].shape
         torch.Size([2])
     """
+    for index, tensor in enumerate(tensors):
+        check_tensor(f"tensors[{index}]", tensor)
     if not is_distributed():
         return tensors
     gathered: list[Any] = [None] * world_size()

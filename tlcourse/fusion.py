@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tlcourse.checks import check_module, check_number, check_sequence, check_tensor
+from tlcourse.checkpoint import check_state_dict_matches
 from tlcourse.train import evaluate
 
 __all__ = ["StateDict", "check_compatible", "interpolate", "average_state_dicts", "uniform_soup",
@@ -237,9 +238,9 @@ def _stack_logits(logits_list: Sequence[torch.Tensor]) -> torch.Tensor:
         check_tensor(f"logits_list[{index}]", logits)
     shapes = {tuple(logits.shape) for logits in logits_list}
     if len(shapes) != 1:
-        raise ValueError(f"mismatched shapes of logits: {sorted(shapes)}")
+        raise ValueError(f"logits_list holds mismatched shapes of logits: {sorted(shapes)}")
     if logits_list[0].dim() != 2:
-        raise ValueError(f"expected logits of shape (N, C), got {tuple(logits_list[0].shape)}")
+        raise ValueError(f"logits_list must hold logits of shape (N, C), got {tuple(logits_list[0].shape)}")
     return torch.stack([logits.float() for logits in logits_list])  # (M, N, C)
 
 
@@ -337,7 +338,7 @@ def fit_ensemble_weights(val_logits_list: Sequence[torch.Tensor], val_targets: t
     stacked = _stack_logits(val_logits_list).detach().clone()
     val_targets = torch.as_tensor(val_targets).long().flatten().clone()
     if val_targets.numel() != stacked.shape[1]:
-        raise ValueError(f"expected {stacked.shape[1]} targets, got {val_targets.numel()}")
+        raise ValueError(f"val_targets must hold {stacked.shape[1]} targets, one per example, got {val_targets.numel()}")
     log_probabilities = stacked.log_softmax(dim=-1)  # (M, N, C)
     raw = torch.zeros(stacked.shape[0], requires_grad=True)
     optimizer = torch.optim.Adam([raw], lr=learning_rate)
@@ -371,6 +372,7 @@ def state_dict_accuracy(model: nn.Module, state_dict: StateDict, loader: Iterabl
         True
     """
     check_module("model", model)
+    check_state_dict_matches(model, state_dict)  # CheckpointError naming keys and shapes, not torch's RuntimeError
     network = copy.deepcopy(model)
     network.load_state_dict(dict(state_dict))
     return float(evaluate(network, loader, device=device)["accuracy"])
@@ -404,6 +406,8 @@ def interpolation_path(model: nn.Module, start: StateDict, end: StateDict, alpha
         [0.0, 1.0]
     """
     check_module("model", model)
+    for index, alpha in enumerate(check_sequence("alphas", alphas)):
+        check_number(f"alphas[{index}]", alpha, 0.0, 1.0)
     network = copy.deepcopy(model)
     rows = []
     for alpha in alphas:

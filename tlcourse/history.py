@@ -26,6 +26,11 @@ class History:
 
     records: list[dict[str, float]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.records, list) or not all(isinstance(r, dict) for r in self.records):
+            raise TypeError(f"records must be a list of dicts, one per epoch, got {type(self.records).__name__} "
+                            f"{self.records!r:.60}")
+
     def __getitem__(self, name: str) -> list[float]:
         if not self.records or name not in self.records[0]:
             known = sorted(self.records[0]) if self.records else []

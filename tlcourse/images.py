@@ -97,7 +97,7 @@ def validate_images(images: torch.Tensor, labels: torch.Tensor | None = None, nu
     if images.dim() != 4:
         raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
     if images.shape[1] != 3:
-        raise ValueError(f"expected 3 channels (RGB) for an ImageNet backbone, got {images.shape[1]}; "
+        raise ValueError(f"images must have 3 channels (RGB) for an ImageNet backbone, got {images.shape[1]}; "
                          "convert grayscale with mnist_as_rgb or repeat the channel")
     if min(images.shape[2:]) < min_size:
         raise ValueError(f"images of {tuple(images.shape[2:])} pixels are too small for the backbone: "

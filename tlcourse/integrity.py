@@ -18,6 +18,8 @@ import struct
 import zipfile
 from pathlib import Path
 
+from tlcourse.checks import check_path
+
 __all__ = ["file_digest", "digest_matches", "write_sidecar", "sidecar_matches", "safetensors_complete",
            "zip_complete", "hub_file_complete", "cifar10_batches_complete", "unverified_cifar10_class"]
 
@@ -41,7 +43,11 @@ def file_digest(path: str | Path, algorithm: str = "sha256", prefix: bytes = b""
         ...     file_digest(handle.name, "md5")
         'd41d8cd98f00b204e9800998ecf8427e'
     """
-    path = Path(path)
+    path = check_path("path", path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing file, got {str(path)!r}")
+    if algorithm not in hashlib.algorithms_available:
+        raise ValueError(f"algorithm must be a hashlib name such as 'sha256' or 'md5', got {algorithm!r}")
     status = path.stat()
     key = (algorithm + prefix.hex(), str(path.resolve()), status.st_size, status.st_mtime_ns)
     if key not in _DIGESTS:
@@ -68,6 +74,7 @@ def digest_matches(path: str | Path, expected: str, algorithm: str = "sha256") -
         >>> digest_matches("/no/such/file", "d41d8cd9", "md5")
         False
     """
+    path = check_path("path", path)
     if len(expected) < 8:
         raise ValueError(f"expected must hold at least 8 hex digits, got {expected!r}")
     return Path(path).is_file() and file_digest(path, algorithm).startswith(expected.lower())
@@ -92,6 +99,7 @@ def write_sidecar(path: str | Path, digest: str) -> Path:
         ...     sidecar_matches(file)
         True
     """
+    path = check_path("path", path)
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ValueError(f"digest must be 64 lowercase hex digits (a SHA-256), got {digest!r}")
     sidecar = Path(f"{path}.sha256")
@@ -114,6 +122,7 @@ def sidecar_matches(path: str | Path) -> bool:
         >>> sidecar_matches("/no/such/train.jsonl")
         False
     """
+    path = check_path("path", path)
     try:
         expected = Path(f"{path}.sha256").read_text().strip()
     except OSError:
@@ -134,7 +143,7 @@ def safetensors_complete(path: str | Path) -> bool:
         >>> safetensors_complete("/no/such/file.safetensors")
         False
     """
-    path = Path(path)
+    path = check_path("path", path)
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -161,6 +170,7 @@ def zip_complete(path: str | Path) -> bool:
         >>> zip_complete("/no/such/file.pth")
         False
     """
+    path = check_path("path", path)
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None  # reads every member: the directory sits at the end
@@ -185,7 +195,7 @@ def hub_file_complete(path: str | Path) -> bool:
         >>> hub_file_complete("/no/such/config.json")
         False
     """
-    path = Path(path)
+    path = check_path("path", path)
     if not path.is_file():
         return False
     blob = path.resolve().name
@@ -224,7 +234,7 @@ def cifar10_batches_complete(folder: str | Path, verify_md5: bool = True) -> boo
     """
     from torchvision.datasets import CIFAR10
 
-    folder = Path(folder)
+    folder = check_path("folder", folder)
     files = CIFAR10.train_list + CIFAR10.test_list + [[CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
     if verify_md5:
         return all(digest_matches(folder / name, md5, "md5") for name, md5 in files)

@@ -46,7 +46,7 @@ def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
         raise ValueError(f"expected predictions (N,) or logits (N, K) and targets (N,) with the same N; "
                          f"got {tuple(predictions.shape)} and {tuple(targets.shape)}")
     if predictions.numel() == 0:
-        raise ValueError("no examples: expected at least one prediction")
+        raise ValueError("no examples: predictions is empty, expected at least one prediction")
     return predictions.long(), targets.long()
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tlcourse.assets import AssetUnavailableError, package_path, resolve
-from tlcourse.checks import check_int
+from tlcourse.checks import check_int, describe
 from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD
 from tlcourse.profiles import Profile
 from tlcourse.text import POOLINGS, pool_tokens
@@ -152,6 +152,7 @@ def load_image_model(profile: Profile, num_classes: int) -> LoadedImageModel:
         >>> loaded.head in ("classifier.6", "_fc")
         True
     """
+    check_int("num_classes", num_classes)  # None would silently keep the 1000 ImageNet classes
     asset = resolve("vgg16-imagenet", profile)
     if asset.name == "vgg16-imagenet":
         return LoadedImageModel(build_vgg16(num_classes, pretrained=True), asset.name, "vgg16",
@@ -215,6 +216,11 @@ def _quiet_loading():
             hf_logging.enable_progress_bar()
 
 
+def _check_source(source: Any) -> None:
+    if not isinstance(source, (str, Path)) or not str(source):
+        raise TypeError(f"source must be a hub name or a model folder (a str), got {describe(source)}")
+
+
 def load_text_classifier(source: str, num_labels: int, **kwargs: Any) -> tuple[Any, nn.Module]:
     """Tokenizer and ``AutoModelForSequenceClassification`` from a hub name or a folder.
 
@@ -234,6 +240,7 @@ def load_text_classifier(source: str, num_labels: int, **kwargs: Any) -> tuple[A
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    _check_source(source)
     check_int("num_labels", num_labels, minimum=2)
     with _quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -256,6 +263,7 @@ def load_text_encoder(source: str, **kwargs: Any) -> tuple[Any, nn.Module]:
     """
     from transformers import AutoModel, AutoTokenizer
 
+    _check_source(source)
     with _quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         encoder = AutoModel.from_pretrained(source, **kwargs)

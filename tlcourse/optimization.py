@@ -205,7 +205,7 @@ def parameter_groups(
     check_number("weight_decay", weight_decay, low=0.0)
     for prefix, lr in learning_rates.items():
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
-            raise ValueError(f"learning rate for {prefix!r} must be positive, got {lr!r}")
+            raise ValueError(f"learning_rates: learning rate for {prefix!r} must be positive, got {lr!r}")
     specific = sorted((p for p in learning_rates if p), key=len, reverse=True)  # longest prefix wins
     buckets = {prefix: _group(lr, weight_decay) for prefix, lr in learning_rates.items()}
     unmatched = []
@@ -221,7 +221,7 @@ def parameter_groups(
             buckets[match]["params"].append(parameter)
             buckets[match]["names"].append(name)
     if unmatched:
-        raise ValueError(f"trainable parameters {unmatched[:5]} match no prefix in {sorted(learning_rates)}; "
+        raise ValueError(f"trainable parameters {unmatched[:5]} match no prefix in learning_rates {sorted(learning_rates)}; "
                          "add a prefix (or '' for the rest) or freeze them")
     return [group for group in buckets.values() if group["params"]]
 

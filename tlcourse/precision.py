@@ -17,6 +17,8 @@ from typing import ContextManager, Literal
 
 import torch
 
+from tlcourse.checks import check_device
+
 __all__ = [
     "Precision",
     "PRECISIONS",
@@ -92,6 +94,12 @@ def resolve_precision(device: torch.device | str, mixed_precision: bool | str) -
     return choose_precision(device.type, capability)
 
 
+def _check_precision(precision: object) -> None:
+    # a typo such as "fp61" would otherwise silently run in full precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)} (see resolve_precision), got {precision!r}")
+
+
 def autocast(device: torch.device | str, precision: Precision) -> ContextManager:
     """The autocast context for ``precision`` on ``device`` (a no-op context for fp32).
 
@@ -108,6 +116,8 @@ def autocast(device: torch.device | str, precision: Precision) -> ContextManager
         tensor([[2., 2.],
                 [2., 2.]], dtype=torch.bfloat16)
     """
+    _check_precision(precision)
+    device = check_device("device", device)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision])
@@ -127,6 +137,8 @@ def make_grad_scaler(device: torch.device | str, precision: Precision) -> torch.
         >>> make_grad_scaler("cpu", "bf16") is None, type(make_grad_scaler("cpu", "fp16")).__name__
         (True, 'GradScaler')
     """
+    _check_precision(precision)
+    device = check_device("device", device)
     return torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
 
 
@@ -144,7 +156,8 @@ def describe_precision(device: torch.device | str, precision: Precision) -> str:
         >>> describe_precision("cpu", "fp32")
         'mixed precision: off on cpu (fp32)'
     """
-    device = torch.device(device)
+    _check_precision(precision)
+    device = check_device("device", device)
     if precision == "fp32":
         return f"mixed precision: off on {device.type} (fp32)"
     where = device.type

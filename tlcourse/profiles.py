@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import torch
 
+from tlcourse.checks import check_int, describe
 from tlcourse.runtime import choose_device
 
 __all__ = [
@@ -67,6 +68,11 @@ class Profile:
     num_workers: int
     check_claims: bool = True
     sizes_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty str, got {describe(self.name)}")
+        check_int("num_workers", self.num_workers, minimum=0)
 
 
 PROFILES: dict[str, Profile] = {
@@ -173,7 +179,7 @@ def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
     """
     if not isinstance(table, Mapping) or not isinstance(profile, Profile):
         raise TypeError(f"table must be a chapter's SETTINGS dict and profile a Profile, got "
-                        f"{type(table).__name__} and {type(profile).__name__}")
+                        f"{type(table).__name__} and {describe(profile)}")
     key = profile.sizes_from or profile.name
     if key not in table:
         raise ValueError(f"the settings table has no entry for profile {key!r}: expected one of {sorted(table)}")

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlcourse.checks import check_path
+
 __all__ = ["REHEARSAL_ENVIRONMENT_VARIABLE", "write_synthetic_assets", "environment_for"]
 
 REHEARSAL_ENVIRONMENT_VARIABLE = "TLCOURSE_REHEARSAL"
@@ -46,7 +48,7 @@ def environment_for(root: str | Path) -> dict[str, str]:
         >>> sorted(environment_for("/tmp/r"))[:3]
         ['HF_HOME', 'HF_HUB_OFFLINE', 'TLCOURSE_CACHE']
     """
-    root = Path(root).resolve()
+    root = check_path("root", root).resolve()
     return {"TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "huggingface"),
             "TLCOURSE_CACHE": str(root / "tlcourse"), "HF_HUB_OFFLINE": "1", "TLCOURSE_OFFLINE": "1",
             "TLCOURSE_PROFILE": "rehearsal", REHEARSAL_ENVIRONMENT_VARIABLE: "1"}

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tlcourse.checks import check_device
+
 __all__ = [
     "choose_device",
     "move_to_device",
@@ -53,7 +55,7 @@ def choose_device(preferred: str | None = None) -> torch.device:
         return torch.device("cpu")
     kind = str(preferred).split(":")[0]
     if kind not in _KNOWN_DEVICES:
-        raise ValueError(f"unknown device {preferred!r}: expected one of {list(_KNOWN_DEVICES)} or None")
+        raise ValueError(f"unknown device {preferred!r}: preferred must be one of {list(_KNOWN_DEVICES)} or None")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {preferred!r} requested but CUDA is not available on this machine")
     if kind == "mps":
@@ -78,6 +80,7 @@ def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = 
         >>> move_to_device({"x": torch.ones(1)}, "cpu")["x"].device.type
         'cpu'
     """
+    device = check_device("device", device)  # torch's own error names no argument
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, Mapping):

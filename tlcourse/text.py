@@ -72,7 +72,7 @@ def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None
         outside = [(i, y) for i, y in enumerate(labels) if y not in allowed]
         if outside:
             index, value = outside[0]
-            raise ValueError(f"label {value!r} at index {index} is outside the label set {sorted(allowed)}")
+            raise ValueError(f"labels[{index}] = {value!r}: label {value!r} is outside the label set {sorted(allowed)}")
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int,

@@ -44,7 +44,7 @@ def _named_parameters(model: nn.Module, prefixes: Sequence[str] | None) -> list[
     unmatched = [q for q in prefixes if not any(n == q or n.startswith(q.rstrip(".") + ".") for n, _ in named)]
     if unmatched:
         examples = sorted({n.split(".")[0] for n, _ in named})[:8]
-        raise ValueError(f"no parameter name starts with {unmatched}; top-level names are {examples}")
+        raise ValueError(f"prefixes: no parameter name starts with {unmatched}; top-level names are {examples}")
     return chosen
 
 
@@ -157,7 +157,7 @@ def locate_submodule(model: nn.Module, path: str) -> tuple[nn.Module, str, nn.Mo
         parent = model.get_submodule(parent_path) if parent_path else model
         module = parent.get_submodule(name)
     except AttributeError:
-        raise ValueError(f"model has no submodule {path!r}") from None
+        raise ValueError(f"model has no submodule {path!r}: path must name one, e.g. {[n for n, _ in model.named_children()][:5]}") from None
     return parent, name, module
 
 
@@ -246,7 +246,10 @@ def split_head(model: nn.Module, head: str) -> tuple[nn.Module, nn.Module]:
         >>> backbone, fc = split_head(net, "1"); backbone(torch.zeros(1, 4)).shape
         torch.Size([1, 3])
     """
-    parent, name, module = locate_submodule(model, head)
+    try:
+        parent, name, module = locate_submodule(model, head)
+    except (TypeError, ValueError) as error:  # the message names `path`, locate_submodule's argument
+        raise type(error)(f"head: {error}") from None
     setattr(parent, name, nn.Identity())
     return model, module
 

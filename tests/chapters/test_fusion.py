@@ -60,7 +60,7 @@ def test_rotate_digits_matches_scipy_and_inverts() -> None:
 def test_rotate_digits_bad_inputs_raise() -> None:
     with pytest.raises(ValueError, match=r"shape \(N, 1, H, W\), got \(28, 28\)"):
         rotate_digits(torch.zeros(28, 28), 10.0)
-    with pytest.raises(ValueError, match="one angle or one per image"):
+    with pytest.raises(ValueError, match="one finite angle or one per image"):
         rotate_digits(torch.zeros(3, 1, 28, 28), torch.zeros(2))
 
 

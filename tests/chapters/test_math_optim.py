@@ -105,8 +105,12 @@ def test_bad_inputs_raise() -> None:
         sgd_momentum_step(w, g, [], 0.1)
     with pytest.raises(ValueError, match="betas must be in"):
         adamw_step(w, g, init_adamw_state(w), 0.1, betas=(1.0, 0.9))
-    with pytest.raises(ValueError, match="state holds 0 moments"):
-        adamw_step(w, g, init_adamw_state([]), 0.1)
+    with pytest.raises(ValueError, match="state holds 1 moments"):
+        adamw_step(w + w, g + g, init_adamw_state(w), 0.1)
+    with pytest.raises(ValueError, match="parameters is empty"):  # as torch.optim: nothing to optimise
+        init_adamw_state([])
+    with pytest.raises(TypeError, match="parameters must be a list, got a torch.float32 tensor"):
+        gradient_descent_step(torch.ones(3), torch.ones(3), 0.1)  # not read row by row
 
 
 def test_gradient_norms_match_hand_computation() -> None:

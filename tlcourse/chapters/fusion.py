@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from tlcourse.checks import check_int
+from tlcourse.checks import check_int, check_tensor
 from tlcourse.data import make_loader, split_indices
 from tlcourse.fusion import StateDict
 from tlcourse.profiles import Profile, settings_for
@@ -114,6 +114,7 @@ def settings(profile: Profile) -> FusionSettings:
 
 
 def _check_digits(images: torch.Tensor) -> None:
+    check_tensor("images", images)
     if images.dim() != 4 or images.shape[1] != 1:
         raise ValueError(f"images must be a float tensor of shape (N, 1, H, W), got {tuple(images.shape)}")
 
@@ -126,10 +127,8 @@ def rotate_digits(images: torch.Tensor, degrees: torch.Tensor | float) -> torch.
         degrees: one angle for all images, or a ``(N,)`` tensor of angles.
 
     Returns:
-        The rotated images, same shape (bilinear resampling).
-
-    Raises:
-        ValueError: for images not of shape ``(N, 1, H, W)`` or angles of the wrong length.
+        The rotated images, same shape (bilinear resampling); ``ValueError`` for images not of shape
+        ``(N, 1, H, W)``, angles of the wrong length or not finite (a NaN angle would blank every image).
 
     Example:
         >>> image = torch.zeros(1, 1, 5, 5); image[0, 0, 2, 4] = 1.0  # a dot right of the centre
@@ -137,10 +136,10 @@ def rotate_digits(images: torch.Tensor, degrees: torch.Tensor | float) -> torch.
         2
     """
     _check_digits(images)
-    angles = torch.as_tensor(degrees, dtype=images.dtype).flatten() * (math.pi / 180)
-    angles = angles.expand(len(images)) if angles.numel() == 1 else angles
-    if angles.numel() != len(images):
-        raise ValueError(f"degrees must be one angle or one per image ({len(images)}), got {angles.numel()}")
+    angles = torch.as_tensor(degrees, dtype=images.dtype).flatten()
+    if angles.numel() not in (1, len(images)) or not bool(torch.isfinite(angles).all()):
+        raise ValueError(f"degrees must be one finite angle or one per image ({len(images)}), got {angles.tolist()[:6]}")
+    angles = angles.expand(len(images)) * (math.pi / 180)
     cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
     # affine_grid maps output to input coordinates, y pointing down: counter-clockwise on screen
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (N, 2, 3)
@@ -280,6 +279,8 @@ def make_digit_mlp(num_classes: int, hidden_size: int = 256) -> nn.Sequential:
         >>> make_digit_mlp(5, 16)(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 5])
     """
+    check_int("num_classes", num_classes)
+    check_int("hidden_size", hidden_size)
     body = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden_size), nn.ReLU(),
                          nn.Linear(hidden_size, hidden_size), nn.ReLU())
     return nn.Sequential(OrderedDict(body=body, head=nn.Linear(hidden_size, num_classes)))

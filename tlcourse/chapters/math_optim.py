@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from tlcourse.checks import check_number, check_sequence, check_tensor
+
 __all__ = [
     "Tensors",
     "gradient_descent_step",
@@ -31,13 +33,18 @@ Tensors = Sequence[torch.Tensor]
 
 
 def _check_pairs(parameters: Tensors, gradients: Tensors, learning_rate: float) -> None:
-    """Raise ValueError unless parameters and gradients pair up by shape and lr is positive."""
+    """Raise unless parameters and gradients are lists of tensors that pair up by shape and lr is positive."""
+    # a single tensor would be read row by row as if it were a list of parameters
+    parameters, gradients = check_sequence("parameters", parameters), check_sequence("gradients", gradients)
     if len(parameters) != len(gradients):
         raise ValueError(f"got {len(parameters)} parameters but {len(gradients)} gradients")
     for index, (weight, grad) in enumerate(zip(parameters, gradients)):
+        check_tensor(f"parameters[{index}]", weight)
+        check_tensor(f"gradients[{index}]", grad)
         if weight.shape != grad.shape:
             raise ValueError(f"shape mismatch at position {index}: parameter "
                              f"{tuple(weight.shape)} vs gradient {tuple(grad.shape)}")
+    check_number("learning_rate", learning_rate)  # a finite number: NaN and inf are refused
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
 
@@ -137,6 +144,9 @@ def init_adamw_state(parameters: Tensors) -> AdamWState:
         >>> init_adamw_state([torch.ones(2)]).first_moments
         [tensor([0., 0.])]
     """
+    parameters = check_sequence("parameters", parameters)
+    for index, weight in enumerate(parameters):
+        check_tensor(f"parameters[{index}]", weight)
     return AdamWState(0, [torch.zeros_like(w) for w in parameters],
                       [torch.zeros_like(w) for w in parameters])
 
