@@ -195,6 +195,10 @@ CASES: list[Case] = [
     # ---- footprint ----
     case("footprint.training_memory", "batch", "mismatch", {"inputs": torch.zeros(2, 4)}, V, r"'labels' entry",
          lambda: {"model": _net()}, shows="inputs"),
+    case("footprint.forward_flops", "example_inputs", "wrong type", "abc", TE, r"a tensor, a tuple or list, or a mapping",
+         lambda: {"model": _net()}, shows="str"),
+    case("footprint.estimate_training_seconds", "sustained_flops", "NaN", NAN, V, r"must be positive",
+         lambda: {"flops_per_example": 1e9, "examples": 10, "epochs": 1}),
     # ---- fusion ----
     case("fusion.check_compatible", "second", "mismatch", {"w": torch.zeros(3)}, V, r"mismatched shapes",
          lambda: {"first": {"w": torch.zeros(2)}}, shows=r"\(3,\)"),
@@ -531,8 +535,6 @@ NOT_YET_CHECKED: dict[str, str] = {
     "chapters.vgg16.classifier_learning_rate_groups": "loaded=None raises a raw AttributeError (helper E's file)",
     "chapters.vgg16.freeze_batchnorm": "freeze_batchnorm(None) raises a raw AttributeError (helper E's file)",
     "footprint.checkpoint_bytes": "checkpoint_bytes(None) raises a raw AttributeError (helper E's file)",
-    "footprint.estimate_training_seconds": "new this round (helper E's file); no case yet",
-    "footprint.forward_flops": "new this round (helper E's file); no case yet",
     "plotting.plot_transfer_vocabulary": "ax='axes' raises a raw AttributeError (helper C's file)",
     "plotting.plot_transfer_story": "new this round (helper C's file); no case yet",
 }

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.checks import (check_int, check_module, check_number, check_optimizer_covers, check_sequence,
-                             check_tensor, describe)
+from tlcourse.checks import (check_choice, check_device, check_instance, check_int, check_module, check_number,
+                             check_optimizer_covers, check_path, check_sequence, check_tensor, describe)
 
 
 @pytest.mark.parametrize("value", [1, 7, 10**9])
@@ -86,3 +86,26 @@ def test_check_fractions_refuses_nan_negative_and_wrong_sums(value, error, messa
     assert check_fractions("fractions", (0.25, 0.75)) == [0.25, 0.75]
     with pytest.raises(error, match=message):
         check_fractions("fractions", value)
+
+
+def test_device_path_instance_and_choice_accept_good_values() -> None:
+    from pathlib import Path
+
+    assert check_device("device", "cpu") == torch.device("cpu")
+    assert check_device("device", torch.device("cpu", 0)) == torch.device("cpu", 0)
+    assert check_path("root", "a/b") == Path("a/b") and check_path("root", Path("c")) == Path("c")
+    check_instance("model", nn.Linear(1, 1), nn.Module)
+    check_choice("reduction", "sum", ("mean", "sum"))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: check_device("device", 0), TypeError, "device must be a torch.device .* got int 0"),
+    (lambda: check_device("device", "gpu"), ValueError, "device must be a device name .* got 'gpu'"),
+    (lambda: check_path("root", ""), TypeError, "root must be a file or folder path .* got str ''"),
+    (lambda: check_instance("config", None, dict), TypeError, "config must be a dict, got NoneType None"),
+    (lambda: check_choice("reduction", ["sum"], ("sum",)), ValueError,
+     r"reduction must be one of \['sum'\], got \['sum'\]"),  # a list is never a choice, even if it compares equal
+])
+def test_device_path_instance_and_choice_name_the_argument(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()
