@@ -153,3 +153,14 @@ def test_estimate_training_seconds_rejects_what_is_not_a_number():
         estimate_training_seconds(1e9, "500", 4, 1e12)
     with pytest.raises(TypeError, match="epochs must be a real number, got NoneType"):
         estimate_training_seconds(1e9, 500, None, 1e12)
+
+
+def test_forward_flops_on_the_meta_device_equals_the_count_on_real_weights():
+    # the VGG16 chapter counts on the meta device (shapes only): the count must not change
+    def build() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+
+    real = forward_flops(build(), torch.randn(1, 3, 8, 8))
+    with torch.device("meta"):
+        shapes_only = build()
+    assert forward_flops(shapes_only, torch.empty(1, 3, 8, 8, device="meta")) == real == 2 * (27 * 4 * 36 + 144 * 5)
