@@ -190,7 +190,8 @@ CASES: list[Case] = [
     case("distributed.process_device", "device", "unknown name", "tpu", V, r"device|expected"),
     case("distributed.shard_loader", "loader", "wrong type", [1, 2], TE, r"DataLoader"),
     case("distributed.split_for_evaluation", "loader", "None", None, TE, r"loader"),
-    case("distributed.sum_across_processes", "values", "NaN", [NAN], V, r"finite", lambda: {"device": "cpu"}, shows="nan"),
+    case("distributed.sum_across_processes", "values", "wrong type", ["1.0"], TE, r"list of numbers", lambda: {"device": "cpu"}),
+    case("distributed.sum_across_processes", "device", "unknown name", "tpu", V, r"device name", lambda: {"values": [1.0]}),
     case("distributed.gather_across_processes", "tensors", "wrong type", [1.0], TE, r"torch\.Tensor", shows="1.0"),
     # ---- footprint ----
     case("footprint.training_memory", "batch", "mismatch", {"inputs": torch.zeros(2, 4)}, V, r"'labels' entry",
