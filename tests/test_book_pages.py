@@ -171,6 +171,14 @@ def test_landing_page_offers_three_paths_a_named_figure_and_the_chapter_map():
         assert f"{chapter}.md::{chapter}_page_seconds" in row, f"{chapter}: no time of this build"
 
 
+def test_course_plan_gives_each_session_its_run_times():
+    text = page_text("book/course")
+    rows = {match.group(1): match.group(0) for match in re.finditer(r"^\| [\w ,]+ \| \{doc\}`(\w+)` \|.*$", text, re.M)}
+    assert sorted(rows) == sorted(COURSE_CHAPTERS), f"the course table lists {sorted(rows)}"
+    for chapter, row in rows.items():
+        assert f"{{{{ runtime_cpu_{chapter} }}}}" in row and f"{chapter}.md::{chapter}_page_seconds" in row, chapter
+
+
 def test_pages_for_readers_and_teachers_type_no_measured_times():
     for name in ("intro", "how_to_use", "course", "instructor"):
         # fenced blocks (commands, code cells) may quote anything: only the prose is searched
