@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from tlcourse.checks import check_int
+from tlcourse.checks import check_int, check_number, check_sequence
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -35,6 +36,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # VGG16 halves the resolution five times (one MaxPool per block): 32 pixels is the smallest side
 # that still leaves one pixel after the last block.
 VGG16_MIN_IMAGE_SIZE = 32
+
+
+def _check_normalisation(mean: Sequence[float], std: Sequence[float]) -> None:
+    # one finite mean and one positive std per RGB channel; a NaN would blank every image silently
+    for name, values, low in (("mean", mean, -math.inf), ("std", std, 0.0)):
+        if len(check_sequence(name, values)) != 3:
+            raise ValueError(f"{name} must hold 3 numbers (one per RGB channel), got {list(values)}")
+        for index, value in enumerate(values):
+            check_number(f"{name}[{index}]", value, low=low)
+            if name == "std" and value == 0:
+                raise ValueError(f"std[{index}] must be positive (it divides the pixels), got 0")
 
 
 def image_transforms(image_size: int, train: bool, mean: Sequence[float] = IMAGENET_MEAN,
@@ -63,6 +75,7 @@ def image_transforms(image_size: int, train: bool, mean: Sequence[float] = IMAGE
     """
     from torchvision.transforms import v2
 
+    _check_normalisation(mean, std)
     check_int("image_size", image_size)
     if image_size < VGG16_MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {VGG16_MIN_IMAGE_SIZE} for VGG16's five pools, "
@@ -135,7 +148,10 @@ def mnist_as_rgb(images: torch.Tensor, image_size: int, mean: Sequence[float] = 
         raise ValueError(f"expected grayscale images of shape (N, H, W), got {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise ValueError("the data set is empty: expected at least one image")
-    if image_size < VGG16_MIN_IMAGE_SIZE:
+    if images.dtype != torch.uint8:  # float pixels in [0, 1] would be divided by 255 once more, silently
+        raise TypeError(f"images must be uint8 pixels in [0, 255], got dtype {images.dtype}")
+    _check_normalisation(mean, std)
+    if check_int("image_size", image_size) < VGG16_MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {VGG16_MIN_IMAGE_SIZE}, got {image_size}")
     pixels = images.float().div(255.0).unsqueeze(1)  # (N, 1, H, W) in [0, 1]
     pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False)

@@ -37,6 +37,8 @@ def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     # Float labels would be truncated silently by .long() (0.9 -> 0): refuse them.
     if targets.is_floating_point() or targets.is_complex():
         raise TypeError(f"targets must be integer class labels, got dtype {targets.dtype}")
+    if predictions.is_floating_point() and bool(predictions.isnan().any()):  # argmax would pick a NaN's class
+        raise ValueError(f"predictions hold {int(predictions.isnan().sum())} NaN logit(s): expected finite logits")
     if predictions.dim() == 2:
         predictions = predictions.argmax(dim=1)  # logits (N, K) -> labels (N,)
     elif predictions.is_floating_point():
@@ -338,7 +340,7 @@ def nearest_neighbour_accuracy(embeddings: torch.Tensor, groups: Sequence[int],
         >>> nearest_neighbour_accuracy(vectors, [0, 1, 0, 1], within=[0, 0, 1, 1])  # pairs 0-1 and 2-3
         0.0
     """
-    if not isinstance(embeddings, torch.Tensor) or not hasattr(groups, "__len__"):
+    if not isinstance(embeddings, torch.Tensor) or isinstance(groups, str) or not hasattr(groups, "__len__"):
         raise TypeError(f"embeddings must be a (N, dim) tensor and groups a list of N labels, got "
                         f"{type(embeddings).__name__} and {type(groups).__name__}")
     if embeddings.dim() != 2 or embeddings.shape[0] != len(groups):

@@ -232,6 +232,8 @@ def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: i
     if not hasattr(lengths, "__len__"):
         raise TypeError(f"lengths must be a list of token counts, got {type(lengths).__name__}")
     lengths = [int(n) for n in lengths]
+    if lengths and min(lengths) < 0:
+        raise ValueError(f"lengths must be non-negative token counts, got {min(lengths)}")
     check_int("batch_size", batch_size)
     check_int("fixed_length", fixed_length)
     if lengths and max(lengths) > fixed_length:
