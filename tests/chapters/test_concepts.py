@@ -1,4 +1,4 @@
-"""Tests for tlcourse.chapters.concepts: stages, equal steps, early stopping, BatchNorm, tables, bad inputs."""
+"""Tests for tlcourse.chapters.concepts: stages, equal steps, selection on validation, BatchNorm, tables, bad inputs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 
 from tlcourse.chapters.concepts import (
     LEARNING_RATES,
+    SETTINGS,
     STRATEGIES,
     SmallCNN,
     TransferSplits,
@@ -44,7 +45,7 @@ def one_thread():
 
 @pytest.fixture
 def config():
-    return replace(settings(get_profile("smoke")), budgets=(2,), comparison_budget=2, seeds=(0,), target_steps=2,
+    return replace(settings(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
                    source_epochs=1, max_steps_per_epoch=2, batch_size=8)
 
 
@@ -111,8 +112,35 @@ def test_strategies_take_equal_optimiser_steps(config, splits):
         train_strategy(model, "classifier", strategy, strategy_stages(strategy, 4), splits.pool, splits.validation,
                        config, seed=0)
         counts[strategy] = counter[0]
-    # 40 examples in batches of 8, capped at 2 steps per epoch, 4 epochs
-    assert counts == {"linear_probe": 8, "fine_tune": 8, "lp_ft": 8}
+    # 40 examples in batches of 8, capped at 2 steps per epoch, 4 epochs, for each of 2 candidate learning rates
+    assert counts == {"linear_probe": 16, "fine_tune": 16, "lp_ft": 16}
+
+
+def test_learning_rate_is_the_candidate_with_the_best_validation_accuracy(config, splits, monkeypatch):
+    # Reference: each candidate alone, from the same initial weights; the selection must equal the best of them.
+    initial = SmallCNN(5).state_dict()
+    alone = {}
+    for lr in LEARNING_RATES["scratch"]["full"]:
+        monkeypatch.setitem(LEARNING_RATES, "scratch", {"full": (lr,)})
+        model = SmallCNN(5)
+        model.load_state_dict(initial)
+        alone[lr] = (train_strategy(model, "classifier", "scratch", [("full", 3)], splits.pool, splits.validation,
+                                    config, 0), model.state_dict())
+    monkeypatch.undo()
+    model = SmallCNN(5)
+    model.load_state_dict(initial)
+    chosen = train_strategy(model, "classifier", "scratch", [("full", 3)], splits.pool, splits.validation, config, 0)
+    best_lr = max(alone, key=lambda lr: alone[lr][0])  # ties: the first candidate, as in train_strategy
+    assert chosen == alone[best_lr][0]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, alone[best_lr][1][name], rtol=0, atol=0)
+
+
+def test_comparison_budget_is_the_smallest_budget_and_cannot_be_set(config):
+    assert replace(config, budgets=(10, 2, 50)).comparison_budget == 2
+    assert all(s.comparison_budget == min(s.budgets) for s in SETTINGS.values())
+    with pytest.raises(TypeError, match="comparison_budget"):
+        replace(config, comparison_budget=10)
 
 
 def test_probe_stage_trains_only_the_head(config, splits):
@@ -150,7 +178,9 @@ def test_returns_best_validation_accuracy_and_keeps_those_weights(config, splits
 def test_learning_rates_cover_every_stage_of_every_strategy():
     for strategy in STRATEGIES:
         assert {stage for stage, _ in strategy_stages(strategy, 4)} == set(LEARNING_RATES[strategy])
-    assert LEARNING_RATES["lp_ft"]["full"] < LEARNING_RATES["fine_tune"]["full"]
+    # LP-FT's fine-tuning starts from a trained head: its candidates are smaller (Kumar et al. 2022)
+    assert max(LEARNING_RATES["lp_ft"]["full"]) < max(LEARNING_RATES["fine_tune"]["full"])
+    assert all(len(candidates) >= 2 for stages in LEARNING_RATES.values() for candidates in stages.values())
 
 
 def test_budget_subset_draws_per_class():

@@ -1,9 +1,8 @@
 """Experiments of the chapter *Concepts of transfer learning*: when transfer beats scratch, and when not.
 
-Settings per profile (:data:`SETTINGS`), a small CNN, MNIST split into a source task (digits 0-4)
-and a target task (digits 5-9) with pool, validation and test parts, and the one procedure every
-strategy trains with, :func:`train_strategy` (shown in the chapter). Experiments: label budgets,
-an ImageNet backbone, and negative transfer from the source's output layer.
+Settings per profile (:data:`SETTINGS`), a small CNN, MNIST split into source (digits 0-4) and target (digits 5-9)
+with pool, validation and test parts, the one training procedure :func:`train_strategy` (shown in the chapter), and
+three experiments: label budgets, an ImageNet backbone, negative transfer from the source's output layer.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from tlcourse.batchnorm import batchnorm_mode_accuracies
-from tlcourse.checks import check_int
+from tlcourse.checks import check_choice, check_instance, check_int, describe
 from tlcourse.data import load_mnist_5k, make_loader, per_class_subset, split_indices
 from tlcourse.images import mnist_as_rgb
 from tlcourse.models import load_image_model
@@ -28,17 +27,15 @@ from tlcourse.train import evaluate, fit
 from tlcourse.transfer import extract_features, freeze, split_head, unfreeze
 
 __all__ = ["STRATEGIES", "LEARNING_RATES", "ConceptsSettings", "SETTINGS", "settings", "SmallCNN", "TransferSplits",
-           "load_transfer_splits", "budget_subset", "strategy_stages", "train_strategy", "held_out_accuracy",
-           "pretrain_sources", "run_budget_comparison", "run_imagenet_comparison", "run_negative_transfer",
-           "accuracies"]
+           "load_transfer_splits", "budget_subset", "strategy_stages", "train_strategy", "held_out_accuracy", "accuracies",
+           "pretrain_sources", "run_budget_comparison", "run_imagenet_comparison", "run_negative_transfer"]
 
 STRATEGIES: tuple[str, ...] = ("scratch", "linear_probe", "fine_tune", "lp_ft")
-# Fixed before any run: a head alone takes large steps, a pretrained network smaller ones, smaller still
-# once LP-FT's probe has trained its head (Kumar et al. 2022).
-LEARNING_RATES: dict[str, dict[str, float]] = {
-    "scratch": {"full": 1e-3}, "linear_probe": {"probe": 1e-2}, "fine_tune": {"full": 1e-3},
-    "lp_ft": {"probe": 1e-2, "full": 3e-4},
-}
+# Two candidates per stage, one picked per run on validation (train_strategy): a head alone takes large steps, a
+# pretrained network smaller ones, smaller still once LP-FT's probe has trained its head (Kumar et al. 2022).
+LEARNING_RATES: dict[str, dict[str, tuple[float, ...]]] = {
+    "scratch": {"full": (1e-3, 3e-3)}, "linear_probe": {"probe": (1e-3, 1e-2)}, "fine_tune": {"full": (3e-4, 1e-3)},
+    "lp_ft": {"probe": (1e-3, 1e-2), "full": (1e-4, 3e-4)}}
 
 
 @dataclass(frozen=True)
@@ -46,24 +43,20 @@ class ConceptsSettings:
     """Sizes of this chapter's experiments under one profile.
 
     Attributes:
-        batch_size: examples per optimiser step.
-        budgets: labelled target examples per class in the budget experiment.
-        comparison_budget: labels per class in the ImageNet and negative-transfer experiments.
+        batch_size: examples per optimiser step. budgets: labelled target examples per class in the
+            budget experiment; every claim is made at the smallest (:attr:`comparison_budget`).
         seeds: every cell is repeated over these (a new source network, label draw and head each).
         imagenet_seeds: the seeds of the ImageNet experiment (a subset of ``seeds``, to pair with scratch).
-        source_epochs: pretraining epochs on the source task.
-        target_steps: optimiser steps of every strategy at a budget (rounded up to whole epochs).
-        probe_fraction: share of LP-FT's epochs spent training the head alone.
+        source_epochs: pretraining epochs on the source task. target_steps: optimiser steps of every
+            strategy at a budget (rounded up to whole epochs). probe_fraction: LP-FT's share of epochs for the head.
         validation_examples: target examples for early stopping (disjoint from pool and test).
-        test_examples: target examples touched once, for the reported accuracy.
-        max_steps_per_epoch: cap passed to ``fit`` (``None``: no cap).
-        image_size: side in pixels of the digits given to the ImageNet backbone.
-        device: where to train; filled in from the profile by :func:`settings`.
+            test_examples: target examples touched once, for the reported accuracy.
+        max_steps_per_epoch: cap passed to ``fit`` (``None``: no cap). image_size: side in pixels of the
+            digits given to the ImageNet backbone. device: filled in from the profile by :func:`settings`.
     """
 
     batch_size: int
     budgets: tuple[int, ...]
-    comparison_budget: int
     seeds: tuple[int, ...]
     imagenet_seeds: tuple[int, ...]
     source_epochs: int
@@ -75,16 +68,21 @@ class ConceptsSettings:
     image_size: int
     device: str = "cpu"
 
+    @property
+    def comparison_budget(self) -> int:
+        """Labels per class of every claim: the smallest budget, by a rule fixed before any run."""
+        return min(self.budgets)
+
 
 SETTINGS: dict[str, ConceptsSettings] = {
     # Numbers mean nothing in smoke: it executes every code path in a few seconds.
-    "smoke": ConceptsSettings(batch_size=16, budgets=(2, 5), comparison_budget=2, seeds=(0, 1), imagenet_seeds=(0,),
+    "smoke": ConceptsSettings(batch_size=16, budgets=(2, 5), seeds=(0, 1), imagenet_seeds=(0,),
                               source_epochs=1, target_steps=2, probe_fraction=0.5, validation_examples=20,
                               test_examples=20, max_steps_per_epoch=2, image_size=32),
-    "cpu": ConceptsSettings(batch_size=32, budgets=(2, 10, 50), comparison_budget=10, seeds=(0, 1, 2, 3, 4),
-                            imagenet_seeds=(0, 1, 2), source_epochs=6, target_steps=40, probe_fraction=0.5,
+    "cpu": ConceptsSettings(batch_size=32, budgets=(2, 10, 50), seeds=(0, 1, 2, 3, 4),
+                            imagenet_seeds=(0, 1, 2, 3, 4), source_epochs=6, target_steps=40, probe_fraction=0.5,
                             validation_examples=150, test_examples=1000, max_steps_per_epoch=None, image_size=64),
-    "gpu": ConceptsSettings(batch_size=32, budgets=(2, 10, 50), comparison_budget=10, seeds=(0, 1, 2, 3, 4),
+    "gpu": ConceptsSettings(batch_size=32, budgets=(2, 10, 50), seeds=(0, 1, 2, 3, 4),
                             imagenet_seeds=(0, 1, 2, 3, 4), source_epochs=6, target_steps=60, probe_fraction=0.5,
                             validation_examples=250, test_examples=1200, max_steps_per_epoch=None, image_size=224),
 }
@@ -125,8 +123,7 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, w, 14, 14)
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
-            nn.Flatten(),  # (B, 2w * 49): the transferred representation
-        )
+            nn.Flatten())  # (B, 2w * 49): the transferred representation
         self.classifier = nn.Linear(2 * width * 49, num_classes)  # the head, replaced per task
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -154,10 +151,10 @@ def load_transfer_splits(config: ConceptsSettings, seed: int = 0) -> TransferSpl
     Returns:
         A :class:`TransferSplits`.
     """
+    check_instance("config", config, ConceptsSettings)
     images, labels = load_mnist_5k()
     images = images.float().unsqueeze(1) / 255.0  # (5000, 1, 28, 28) in [0, 1]
-    source = torch.nonzero(labels < 5).flatten()
-    target = torch.nonzero(labels >= 5).flatten()
+    source, target = torch.nonzero(labels < 5).flatten(), torch.nonzero(labels >= 5).flatten()
     test, validation, pool = (target[torch.tensor(part)] for part in split_indices(len(target), [0.4, 0.1, 0.5], seed))
     validation, test = validation[: config.validation_examples], test[: config.test_examples]
     return TransferSplits(*(TensorDataset(images[index], labels[index] - offset) for index, offset
@@ -178,6 +175,7 @@ def budget_subset(pool: TensorDataset, budget: int, seed: int) -> TensorDataset:
         >>> len(budget_subset(pool, 2, seed=0))
         4
     """
+    check_int("budget", budget)
     images, labels = pool.tensors
     chosen = torch.tensor(per_class_subset(labels, budget, seed))
     return TensorDataset(images[chosen], labels[chosen])
@@ -190,15 +188,12 @@ def strategy_stages(strategy: str, num_epochs: int, probe_fraction: float = 0.5)
     the same number of optimiser steps; LP-FT splits them between its probe and its fine-tuning.
 
     Args:
-        strategy: one of :data:`STRATEGIES`.
-        num_epochs: epochs in all.
+        strategy: one of :data:`STRATEGIES`. num_epochs: epochs in all.
         probe_fraction: LP-FT's share of epochs for the probe, in ``(0, 1)``.
 
     Returns:
-        ``[(stage, epochs), ...]`` in order.
-
-    Raises:
-        ValueError: for an unknown strategy, ``num_epochs < 2`` with LP-FT, or a bad fraction.
+        ``[(stage, epochs), ...]`` in order; ``ValueError`` for an unknown strategy, ``num_epochs < 2``
+        with LP-FT, or a bad fraction.
 
     Example:
         >>> strategy_stages("lp_ft", 10)
@@ -217,58 +212,66 @@ def strategy_stages(strategy: str, num_epochs: int, probe_fraction: float = 0.5)
 
 def train_strategy(model: nn.Module, head: str | None, strategy: str, stages: Sequence[tuple[str, int]],
                    train_set: Dataset, validation_set: Dataset, config: ConceptsSettings, seed: int) -> float:
-    """Train ``model`` stage by stage, keep the weights of its best validation epoch, return that accuracy.
+    """Train ``model`` stage by stage; per stage, pick the learning rate and the epoch on validation only.
 
-    ``"probe"`` trains the parameters under ``head`` only (all of them when ``head`` is None);
+    Every candidate learning rate of a stage (:data:`LEARNING_RATES`) starts from the best weights so far, on
+    the same batches. ``"probe"`` trains the parameters under ``head`` only (all of them when ``head`` is None);
     ``"full"`` trains everything except the BatchNorm layers of a pretrained network, which stay
     frozen and so in eval mode (:func:`tlcourse.batchnorm.frozen_norms_to_eval`).
 
     Args:
-        model: the network, trained in place.
-        head: parameter-name prefix of the task-specific head, e.g. ``"classifier"``.
+        model: the network, trained in place. head: parameter-name prefix of its head, e.g. ``"classifier"``.
         strategy: one of :data:`STRATEGIES`; picks the learning rates in :data:`LEARNING_RATES`.
-        stages: from :func:`strategy_stages`.
-        train_set: labelled target examples.
+        stages: from :func:`strategy_stages`. train_set: labelled target examples.
         validation_set: held-out target examples for early stopping.
-        config: batch size, device and step cap.
-        seed: the loader's shuffling.
+        config: batch size, device and step cap. seed: the loader's shuffling.
 
     Returns:
         The best validation accuracy; ``model`` holds the weights that reached it.
     """
-    seed_everything(seed)
-    loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
+    check_choice("strategy", strategy, STRATEGIES)  # it picks the learning rates
     validation_loader = make_loader(validation_set, batch_size=256, shuffle=False)
-    best_accuracy, best_state = -1.0, None
+    best_accuracy, best_state = -1.0, copy.deepcopy(model.state_dict())
     for stage, num_epochs in stages:
-        freeze(model)  # requires_grad = False everywhere, then switch on what this stage trains
-        unfreeze(model, head if stage == "probe" else None)
-        if stage == "full" and strategy != "scratch":
-            for module in model.modules():  # pretrained BatchNorm keeps its statistics (see below)
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.requires_grad_(False)
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                     lr=LEARNING_RATES[strategy][stage])
-        for _ in range(num_epochs):
-            history = fit(model, loader, optimizer, num_epochs=1, val_loader=validation_loader, device=config.device,
-                          max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
-            if history.last["val_accuracy"] > best_accuracy:  # early stopping on validation only
-                best_accuracy, best_state = history.last["val_accuracy"], copy.deepcopy(model.state_dict())
+        start = best_state  # LP-FT's full stage starts from the probe's best head
+        for lr in LEARNING_RATES[strategy][stage]:
+            model.load_state_dict(start)
+            seed_everything(seed)  # the same batches for every candidate
+            loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
+            freeze(model)  # requires_grad = False everywhere, then switch on what this stage trains
+            unfreeze(model, head if stage == "probe" else None)
+            if stage == "full" and strategy != "scratch":
+                for module in model.modules():  # pretrained BatchNorm keeps its statistics (see below)
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.requires_grad_(False)
+            optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+            for _ in range(num_epochs):
+                history = fit(model, loader, optimizer, num_epochs=1, val_loader=validation_loader,
+                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+                if history.last["val_accuracy"] > best_accuracy:  # learning rate and epoch, on validation only
+                    best_accuracy, best_state = history.last["val_accuracy"], copy.deepcopy(model.state_dict())
     unfreeze(model)
     model.load_state_dict(best_state)
     return best_accuracy
 
 
 def _epochs(config: ConceptsSettings, train_set: Dataset) -> int:
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)  # type: ignore[arg-type]
-    if config.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    size = len(train_set)  # type: ignore[arg-type]
+    steps_per_epoch = min(math.ceil(size / config.batch_size), config.max_steps_per_epoch or size)
     return max(2, math.ceil(config.target_steps / steps_per_epoch))
 
 
 def held_out_accuracy(model: nn.Module, test_set: Dataset, device: str = "cpu") -> float:
     """Accuracy of ``model`` on ``test_set`` (the one look at the test data per run), in ``[0, 1]``."""
+    check_int("len(test_set)", len(test_set))  # an empty test set has no accuracy
     return float(evaluate(model, make_loader(test_set, batch_size=256, shuffle=False), device=device)["accuracy"])
+
+
+def _check_run(splits: TransferSplits, config: ConceptsSettings, sources: dict | None = None) -> None:
+    check_instance("splits", splits, TransferSplits)
+    check_instance("config", config, ConceptsSettings)
+    if sources is not None and not (isinstance(sources, dict) and set(config.seeds) <= set(sources)):
+        raise ValueError(f"sources must hold a source network for every seed {list(config.seeds)}, got {describe(sources)}")
 
 
 def pretrain_sources(splits: TransferSplits, config: ConceptsSettings) -> dict[int, SmallCNN]:
@@ -280,6 +283,7 @@ def pretrain_sources(splits: TransferSplits, config: ConceptsSettings) -> dict[i
     Returns:
         ``{seed: trained network}``, in eval mode.
     """
+    _check_run(splits, config)
     sources = {}
     for seed in config.seeds:
         seed_everything(seed)
@@ -301,6 +305,7 @@ def run_budget_comparison(splits: TransferSplits, sources: dict[int, SmallCNN],
     Returns:
         One row per run: ``{"budget", "strategy", "seed", "validation", "accuracy"}`` (accuracy on test).
     """
+    _check_run(splits, config, sources)
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
         for budget in config.budgets:
@@ -334,6 +339,7 @@ def run_imagenet_comparison(profile: Profile, splits: TransferSplits,
         ``"stored_statistics"`` and ``"batch_statistics"`` of the probed network on its training batch
         (:func:`tlcourse.batchnorm.batchnorm_mode_accuracies`); the asset name used.
     """
+    _check_run(splits, config)  # a wrong profile is named by resolve
     loaded = load_image_model(profile, 5)
 
     def as_rgb(part: TensorDataset) -> TensorDataset:  # (N, 1, 28, 28) in [0, 1] -> (N, 3, S, S) normalised
@@ -349,25 +355,23 @@ def run_imagenet_comparison(profile: Profile, splits: TransferSplits,
     rows: list[dict[str, object]] = []
     for seed in config.imagenet_seeds:
         train_set, validation, test, train_features = data[seed], data["validation"], data["test"], features[seed]
-        num_epochs = _epochs(config, train_set)
         for strategy in ("linear_probe", "lp_ft"):
             seed_everything(seed)
             model = copy.deepcopy(loaded.model) if strategy == "lp_ft" else loaded.model  # a probe trains the head only
             head = model.get_submodule(loaded.head)
             head.reset_parameters()  # the same fresh head for both strategies of this seed
-            (_, probe_epochs), *rest = strategy_stages(strategy, num_epochs, config.probe_fraction)
-            validation_accuracy = train_strategy(head, None, strategy, [("probe", probe_epochs)], train_features,
-                                                 features["validation"], config, seed)
+            (_, probe_epochs), *rest = strategy_stages(strategy, _epochs(config, train_set), config.probe_fraction)
+            score = train_strategy(head, None, strategy, [("probe", probe_epochs)], train_features,
+                                   features["validation"], config, seed)
             row = {"budget": config.comparison_budget, "strategy": f"{strategy} ({loaded.architecture})", "seed": seed}
             if rest:  # LP-FT: the probed network, then fine-tuning with BatchNorm kept as pretrained
                 stored, batch = batchnorm_mode_accuracies(model, *train_set.tensors)
                 row.update({"stored_statistics": stored, "batch_statistics": batch})
-                validation_accuracy = train_strategy(model, loaded.head, strategy, rest, train_set, validation,
-                                                     config, seed)
+                score = train_strategy(model, loaded.head, strategy, rest, train_set, validation, config, seed)
                 accuracy = held_out_accuracy(model, test, config.device)
             else:
                 accuracy = held_out_accuracy(head, features["test"], config.device)
-            rows.append({**row, "validation": validation_accuracy, "accuracy": accuracy})
+            rows.append({**row, "validation": score, "accuracy": accuracy})
     return rows, loaded.asset
 
 
@@ -381,11 +385,11 @@ def run_negative_transfer(splits: TransferSplits, sources: dict[int, SmallCNN],
     Returns:
         Rows ``{"budget", "strategy", "seed", "validation", "accuracy"}``, as :func:`run_budget_comparison`.
     """
+    _check_run(splits, config, sources)
     rows: list[dict[str, object]] = []
     for seed in config.seeds:
         train_set = budget_subset(splits.pool, config.comparison_budget, seed)
-        seed_everything(seed)
-        # (B, 1, 28, 28) -> the frozen source's 5 logits -> a new linear head "1"
+        seed_everything(seed)  # (B, 1, 28, 28) -> the frozen source's 5 logits -> a new linear head "1"
         model = nn.Sequential(copy.deepcopy(sources[seed]), nn.Linear(5, 5))
         stages = strategy_stages("linear_probe", _epochs(config, train_set))
         validation = train_strategy(model, "1", "linear_probe", stages, train_set, splits.validation, config, seed)
@@ -403,10 +407,7 @@ def accuracies(rows: Sequence[dict[str, object]], strategy: str, budget: int,
         seeds: keep only these seeds; default all.
 
     Returns:
-        The accuracies, sorted by seed.
-
-    Raises:
-        ValueError: if no row matches.
+        The accuracies, sorted by seed; ``ValueError`` if no row matches.
 
     Example:
         >>> accuracies([{"budget": 2, "strategy": "scratch", "seed": 1, "accuracy": 0.5}], "scratch", 2)
@@ -414,7 +415,6 @@ def accuracies(rows: Sequence[dict[str, object]], strategy: str, budget: int,
     """
     chosen = [r for r in rows if r["strategy"] == strategy and r["budget"] == budget
               and (seeds is None or r["seed"] in seeds)]
-    chosen.sort(key=lambda r: r["seed"])  # type: ignore[arg-type,return-value]
     if not chosen:
         raise ValueError(f"no row for strategy {strategy!r} at budget {budget}")
-    return [float(r["accuracy"]) for r in chosen]  # type: ignore[arg-type]
+    return [float(r["accuracy"]) for r in sorted(chosen, key=lambda r: r["seed"])]  # type: ignore[arg-type,misc]
