@@ -1,10 +1,17 @@
-"""Record each chapter's wall time and peak memory (resident set size) in a given profile.
+"""Record each chapter's wall time, peak memory and the share of its time spent training.
 
 Usage: python benchmarks/peak_memory.py [--profile cpu] [--limit-gb 4] [CHAPTER ...]
 
 Each chapter listed in _toc.yml runs end to end in its own Jupyter kernel (through nbclient), so
 its peak memory is measured alone. The peak is the kernel process's maximum RSS, read from
-/proc by polling psutil every 0.2 s. Results go to benchmarks/results/peak_memory_<profile>.json.
+/proc by polling psutil every 0.2 s. Where the time goes: a cell run before the chapter's first
+cell wraps ``tlcourse.train.fit`` and ``tlcourse.train.predict`` (the book's one training loop and
+its one loop over a loader) with timers, and a cell run after its last reads them, so each
+chapter's seconds split into training steps (inside ``fit``, data loading included), validation
+inside ``fit``, other passes over data (``predict``, ``evaluate``, cached features) and everything
+else (loading models and data, by-hand demonstrations, tables, plots). The timers add one
+function call per ``fit`` or ``predict`` call. Results go to
+benchmarks/results/peak_memory_<profile>.json.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import psutil
 from nbclient import NotebookClient
 
@@ -26,9 +34,32 @@ sys.path.insert(0, str(ROOT / "tools"))
 from toc_notebooks import toc_files  # noqa: E402
 
 
-def run_chapter(source: Path) -> tuple[float, float]:
-    """Execute one chapter; return (seconds, peak resident memory in GB of its kernel)."""
+TIMERS = """\
+import time as _time, tlcourse.train as _train
+_timing = {"fit": 0.0, "predict_in_fit": 0.0, "predict": 0.0, "inside_fit": 0}
+_fit, _predict = _train.fit, _train.predict
+def _timed_fit(*arguments, **keywords):
+    _timing["inside_fit"] += 1; started = _time.perf_counter()
+    try:
+        return _fit(*arguments, **keywords)
+    finally:
+        _timing["fit"] += _time.perf_counter() - started; _timing["inside_fit"] -= 1
+def _timed_predict(*arguments, **keywords):
+    started = _time.perf_counter()
+    try:
+        return _predict(*arguments, **keywords)
+    finally:
+        _timing["predict_in_fit" if _timing["inside_fit"] else "predict"] += _time.perf_counter() - started
+_train.fit, _train.predict = _timed_fit, _timed_predict
+"""
+REPORT = "import json as _json; print('TIMING ' + _json.dumps(_timing))"
+
+
+def run_chapter(source: Path) -> tuple[float, float, dict[str, float]]:
+    """Execute one chapter; return (seconds, peak resident memory in GB of its kernel, timers)."""
     notebook = jupytext.read(source)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(TIMERS))
+    notebook.cells.append(nbformat.v4.new_code_cell(REPORT))
     client = NotebookClient(notebook, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}})
     peak = 0
     done = threading.Event()
@@ -56,7 +87,15 @@ def run_chapter(source: Path) -> tuple[float, float]:
     finally:
         done.set()
         watcher.join()
-    return time.perf_counter() - started, peak / 1e9
+    seconds = time.perf_counter() - started
+    printed = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+    timing = json.loads(printed.split("TIMING ", 1)[1])
+    return seconds, peak / 1e9, timing
+
+
+def torch_threads() -> int:
+    """Threads a chapter's kernel uses (torch's default: one per core unless OMP_NUM_THREADS says)."""
+    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
 
 
 def main() -> int:
@@ -75,11 +114,18 @@ def main() -> int:
         source = ROOT / (name if name.endswith(".md") else f"{name}.md")
         if "kernelspec:" not in source.read_text(encoding="utf-8")[:600]:
             continue  # plain Markdown page, nothing to run
-        seconds, peak_gb = run_chapter(source)
+        seconds, peak_gb, timing = run_chapter(source)
+        training = timing["fit"] - timing["predict_in_fit"]
+        shares = {"training_steps": training / seconds, "validation_in_fit": timing["predict_in_fit"] / seconds,
+                  "other_passes_over_data": timing["predict"] / seconds,
+                  "everything_else": 1 - (timing["fit"] + timing["predict"]) / seconds}
         results.append({"chapter": name, "profile": arguments.profile, "seconds": round(seconds, 1),
-                        "peak_gb": round(peak_gb, 3), "under_limit": peak_gb <= arguments.limit_gb})
-        print(f"{name:<20} {seconds:7.1f} s  peak {peak_gb:5.2f} GB  {'ok' if peak_gb <= arguments.limit_gb else 'OVER LIMIT'}",
-              flush=True)
+                        "peak_gb": round(peak_gb, 3), "under_limit": peak_gb <= arguments.limit_gb,
+                        "share": {key: round(value, 3) for key, value in shares.items()},
+                        "threads": torch_threads(), "load_average": round(os.getloadavg()[0], 2)})
+        print(f"{name:<20} {seconds:7.1f} s  peak {peak_gb:5.2f} GB  "
+              f"{'ok' if peak_gb <= arguments.limit_gb else 'OVER LIMIT'}  "
+              + "  ".join(f"{key} {value:.0%}" for key, value in shares.items()), flush=True)
     out = ROOT / "benchmarks" / "results" / f"peak_memory_{arguments.profile}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
