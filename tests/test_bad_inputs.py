@@ -301,6 +301,8 @@ CASES: list[Case] = [
          lambda: {"class_names": ["a", "b", "c"]}),
     case("plotting.plot_image_grid", "images", "empty", torch.zeros(0, 3, 8, 8), V, r"at least one", shows="no images"),
     case("plotting.plot_mean_and_spread", "rows", "empty", [], V, r"at least one", lambda: {"x": "budget", "group": "strategy"}),
+    case("plotting.plot_transfer_vocabulary", "ax", "wrong type", "axes", TE, r"matplotlib Axes or None"),
+    case("plotting.plot_transfer_story", "ax", "wrong type", "axes", TE, r"matplotlib Axes or None"),
     # ---- precision ----
     case("precision.choose_precision", "capability", "wrong shape", (8,), V, r"\(major, minor\) pair", lambda: {"device_type": "cuda"}),
     case("precision.resolve_precision", "mixed_precision", "unknown name", "fp8", V, r"a bool or one of", lambda: {"device": "cpu"}),
@@ -501,7 +503,7 @@ CASES += [
                   "learning_rate": 0.1, "seed": 0, "collate_fn": None}),
     case("chapters.bert.mistakes_table", "labels", "mismatch", T([0, 1, 1]), V, r"lengths differ",
          lambda: {"texts": ["a", "b"], "logits": torch.zeros(2, 2)}, shows="3 labels"),
-    # ---- chapters.peft (helper A's file: only what it checks today) ----
+    # ---- chapters.peft ----
     case("chapters.peft.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.peft.build_classifier", "method", "unknown name", "adapter", V, r"one of", lambda: {"source": "unused"}),
     case("chapters.peft.train_steps", "num_steps", "out of range", 0, V, r"positive int",
@@ -509,6 +511,7 @@ CASES += [
     case("chapters.peft.encoder_retrieval_accuracy", "encoder", "None", None, TE, r"nn\.Module",
          lambda: {"loader": [], "films": [0, 1], "labels": [0, 1]}, names="model"),
     case("chapters.peft.plot_forgetting_tradeoff", "points", "empty", [], V, r"nothing to plot", lambda: {"pretrained_source": 0.5}),
+    case("chapters.peft.load_film_splits", "config", "None", None, TE, r"PeftSettings"),
     # ---- chapters.vgg16 (helper E's file: only what it checks today) ----
     case("chapters.vgg16.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.vgg16.fine_tune", "strategy", "unknown name", "adapter", V, r"one of",
@@ -545,12 +548,9 @@ EXEMPT = {
 NOT_YET_CHECKED: dict[str, str] = {
     "chapters.bert.load_sentiment_splits": "max_train=0 returns an empty training set silently (helper E's file)",
     "chapters.bert.best_record": "best_record(None) raises a raw AttributeError (helper E's file)",
-    "chapters.peft.load_film_splits": "load_film_splits(None) raises a raw AttributeError (helper A's file)",
     "chapters.vgg16.classifier_learning_rate_groups": "loaded=None raises a raw AttributeError (helper E's file)",
     "chapters.vgg16.freeze_batchnorm": "freeze_batchnorm(None) raises a raw AttributeError (helper E's file)",
     "footprint.checkpoint_bytes": "checkpoint_bytes(None) raises a raw AttributeError (helper E's file)",
-    "plotting.plot_transfer_vocabulary": "ax='axes' raises a raw AttributeError (helper C's file)",
-    "plotting.plot_transfer_story": "new this round (helper C's file); no case yet",
 }
 
 

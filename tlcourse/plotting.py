@@ -25,6 +25,9 @@ __all__ = [
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new figure of ``size`` inches with one axes when ``ax`` is None."""
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be matplotlib Axes or None, got {describe(ax)}")
     if ax is None:
         figure, ax = plt.subplots(figsize=size)
         return figure, ax

@@ -1,14 +1,12 @@
 """The parameter-efficient fine-tuning chapter: its sizes per profile and its bookkeeping.
 
 * :data:`SETTINGS` / :func:`settings`: the chapter's sizes for each profile;
-* :func:`load_film_splits`: Rotten Tomatoes snippets split by film into train, validation and test,
-  plus a same-film retrieval set of held-out films (the "source task");
+* :func:`load_film_splits`: snippets split by film, plus a same-film retrieval set (the "source task");
 * :func:`build_classifier`: MiniLM (or BERT) with a mean-pooled linear head, made trainable the
   way a method asks (linear probe, BitFit, LoRA through ``peft``, full fine-tuning);
 * :func:`train_steps`: the BERT recipe (AdamW groups, warmup, clipping) for a fixed number of
   optimiser steps around :func:`tlcourse.train.fit`, with an optional ``loss_fn`` (L2-SP);
-* :func:`encoder_retrieval_accuracy`: the pretrained sentence-embedding ability, measured;
-* :func:`plot_forgetting_tradeoff`: target accuracy against source accuracy.
+* :func:`encoder_retrieval_accuracy`: the source ability; :func:`plot_forgetting_tradeoff`: the trade-off.
 
 Costs are measured by :mod:`tlcourse.footprint`; LoRA itself is written out in :mod:`tlcourse.lora`.
 """
@@ -24,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from tlcourse.checks import check_int
+from tlcourse.checks import check_instance, check_int
 from tlcourse.data import load_rotten_tomatoes_snippets, split_by_group
 from tlcourse.metrics import nearest_neighbour_accuracy
 from tlcourse.models import SentenceClassifier, load_text_encoder
@@ -179,6 +177,7 @@ def load_film_splits(config: PeftSettings, seed: int = 0, path: str | Path | Non
         The :class:`FilmSplits`.
 
     Raises:
+        TypeError: ``config`` is not a :class:`PeftSettings`.
         ValueError: fewer test films with enough snippets than ``config.retrieval_films``.
 
     Example:
@@ -186,6 +185,7 @@ def load_film_splits(config: PeftSettings, seed: int = 0, path: str | Path | Non
         >>> len(splits.retrieval_texts), sorted(set(splits.retrieval_films)), sum(splits.retrieval_labels)
         (16, [0, 1, 2, 3], 8)
     """
+    check_instance("config", config, PeftSettings)
     texts, labels, movies = load_rotten_tomatoes_snippets(path)
     train, validation, test = split_by_group(movies, (0.7, 0.1, 0.2), seed=seed)
     generator = make_generator(seed)
