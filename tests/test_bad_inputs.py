@@ -490,6 +490,13 @@ CASES += [
     case("chapters.math_optim.gradient_norms", "depth", "out of range", 0, V, r"at least 1|positive int", lambda: {"model": _net()}),
     # ---- chapters.bert (helper E's file: only what it checks today) ----
     case("chapters.bert.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
+    case("chapters.bert.load_sentiment_splits", "max_train", "out of range", 0, V, r"positive int",
+         lambda: {"profile": _profile(), "max_validation": 4, "max_test": 4}),
+    case("chapters.bert.best_record", "history", "None", None, TE, r"History"),
+    case("chapters.vgg16.classifier_learning_rate_groups", "loaded", "None", None, TE, r"LoadedImageModel",
+         lambda: {"lowest": 1e-4, "highest": 1e-2}),
+    case("chapters.vgg16.freeze_batchnorm", "model", "None", None, TE, r"nn\.Module"),
+    case("footprint.checkpoint_bytes", "model", "None", None, TE, r"nn\.Module"),
     case("chapters.bert.fine_tune", "warmup_fraction", "out of range", 1.5, V, r"\[0, 1\]",
          lambda: {"model": _net(), "train_loader": _loader(), "validation_loader": _loader(), "learning_rate": 0.1, "num_epochs": 1}),
     case("chapters.bert.tfidf_logistic_regression", "train_texts", "wrong type", "good film", TE, r"list of strings",
@@ -542,15 +549,6 @@ EXEMPT = {
     # type annotations, not functions
     "fusion.StateDict": "a type alias", "train.Batch": "a type alias", "train.LossFunction": "a Protocol",
     "train.Metric": "a Protocol", "chapters.math_optim.Tensors": "a type alias",
-}
-# Chapter functions owned by other sessions this round that do not yet check an argument: listed so
-# the coverage test passes; each is a validation gap to close in its module (see issue 15).
-NOT_YET_CHECKED: dict[str, str] = {
-    "chapters.bert.load_sentiment_splits": "max_train=0 returns an empty training set silently (helper E's file)",
-    "chapters.bert.best_record": "best_record(None) raises a raw AttributeError (helper E's file)",
-    "chapters.vgg16.classifier_learning_rate_groups": "loaded=None raises a raw AttributeError (helper E's file)",
-    "chapters.vgg16.freeze_batchnorm": "freeze_batchnorm(None) raises a raw AttributeError (helper E's file)",
-    "footprint.checkpoint_bytes": "checkpoint_bytes(None) raises a raw AttributeError (helper E's file)",
 }
 
 
@@ -610,7 +608,7 @@ def test_bad_input_raises_a_message_naming_argument_expectation_and_value(bad: C
 
 
 def test_every_public_function_has_a_bad_input_case_or_an_exemption() -> None:
-    covered = {c.function for c in CASES} | set(EXEMPT) | set(NOT_YET_CHECKED)
+    covered = {c.function for c in CASES} | set(EXEMPT)
     missing = sorted(set(public_callables()) - covered)
     assert not missing, f"public functions with no row in CASES (tests/test_bad_inputs.py): {missing}"
     stale = sorted((set(EXEMPT) | {c.function for c in CASES}) - set(public_callables()))

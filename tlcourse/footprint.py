@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tlcourse.checkpoint import save_state_dict
+from tlcourse.checks import check_module
 
 __all__ = ["training_memory", "checkpoint_bytes", "forward_flops", "estimate_training_seconds",
            "T4_PEAK_FP16_FLOPS", "ASSUMED_UTILIZATION"]
@@ -119,12 +120,14 @@ def checkpoint_bytes(model: nn.Module) -> int:
         The file's size in bytes.
 
     Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
         ValueError: the model has no trainable parameter.
 
     Example:
         >>> checkpoint_bytes(nn.Linear(10, 2)) > 22 * 4
         True
     """
+    check_module("model", model)
     trained = {name: p for name, p in model.named_parameters() if p.requires_grad}
     if not trained:
         raise ValueError("the model has no trainable parameter to save")

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from tlcourse.assets import is_cached, resolve
+from tlcourse.checks import check_instance, check_int
 from tlcourse.data import download_asset, load_rotten_tomatoes_snippets, load_sst2, make_loader, split_by_group
 from tlcourse.history import History
 from tlcourse.metrics import most_confident_mistakes
@@ -157,6 +158,8 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
         >>> splits.dataset, len(splits.train_texts), len(splits.validation_texts), len(splits.test_texts)
         ('rotten-tomatoes-snippets', 32, 16, 16)
     """
+    for name, cap in (("max_train", max_train), ("max_validation", max_validation), ("max_test", max_test)):
+        check_int(name, cap, minimum=1)  # a cap of 0 would give an empty split, silently
     generator = make_generator(seed)
     requested = settings(profile).dataset
     # The asset registry decides between the canonical SST-2 and its stand-in.
@@ -265,6 +268,7 @@ def best_record(history: History) -> dict[str, float]:
         >>> best_record(History([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.6}]))["epoch"]
         1
     """
+    check_instance("history", history, History)
     if not history.records:
         raise ValueError("history is empty: no epoch has finished")
     return max(history.records, key=lambda record: record["val_accuracy"])

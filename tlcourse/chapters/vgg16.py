@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, TensorDataset
 
+from tlcourse.checks import check_instance, check_module
 from tlcourse.data import make_loader
 from tlcourse.images import VGG16_MIN_IMAGE_SIZE
 from tlcourse.models import LoadedImageModel, backbone_blocks
@@ -151,6 +152,7 @@ def classifier_learning_rate_groups(loaded: LoadedImageModel, lowest: float, hig
         Parameter groups in input-to-output order; the last holds exactly the head's parameters.
 
     Raises:
+        TypeError: ``loaded`` is not a :class:`~tlcourse.models.LoadedImageModel`.
         ValueError: if the rates are not ``0 < lowest <= highest``.
 
     Example:
@@ -161,6 +163,7 @@ def classifier_learning_rate_groups(loaded: LoadedImageModel, lowest: float, hig
         >>> len(groups), groups[-1]["lr"], groups[-2]["names"][0]
         (7, 0.01, '5.0')
     """
+    check_instance("loaded", loaded, LoadedImageModel)
     model = loaded.model
     blocks = backbone_blocks(model, loaded.architecture)
     head = model.get_submodule(loaded.head)
@@ -190,6 +193,7 @@ def freeze_batchnorm(model: nn.Module) -> int:
         >>> freeze_batchnorm(net), net[0].weight.requires_grad
         (6, True)
     """
+    check_module("model", model)
     names = [name for name, module in model.named_modules()
              if isinstance(module, nn.modules.batchnorm._BatchNorm) and list(module.parameters(recurse=False))]
     return freeze(model, names) if names else 0
