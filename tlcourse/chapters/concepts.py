@@ -1,9 +1,7 @@
 """Experiments of the chapter *Concepts of transfer learning*: when transfer beats scratch, and when not.
 
-Settings per profile (:data:`SETTINGS`), a small CNN, MNIST split into source (digits 0-4) and target (digits 5-9)
-with pool, validation and test parts, the one training procedure :func:`train_strategy` (shown in the chapter), and
-three experiments: label budgets, an ImageNet backbone, negative transfer from the source's output layer.
-"""
+Settings (:data:`SETTINGS`), a small CNN, MNIST digits 0-4 (source) and 5-9 (target), :func:`train_strategy` (shown
+in the chapter), and three experiments: label budgets, an ImageNet backbone, negative transfer from an output layer."""
 
 from __future__ import annotations
 
@@ -26,16 +24,18 @@ from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
 from tlcourse.transfer import extract_features, freeze, split_head, unfreeze
 
-__all__ = ["STRATEGIES", "LEARNING_RATES", "ConceptsSettings", "SETTINGS", "settings", "SmallCNN", "TransferSplits",
-           "load_transfer_splits", "budget_subset", "strategy_stages", "train_strategy", "held_out_accuracy", "accuracies",
-           "pretrain_sources", "run_budget_comparison", "run_imagenet_comparison", "run_negative_transfer"]
+__all__ = ["STRATEGIES", "LEARNING_RATES", "VALIDATION_CHECKS", "ConceptsSettings", "SETTINGS", "settings",
+           "SmallCNN", "TransferSplits", "load_transfer_splits", "budget_subset", "strategy_stages", "train_strategy",
+           "held_out_accuracy", "accuracies", "pretrain_sources", "run_budget_comparison", "run_imagenet_comparison",
+           "run_negative_transfer"]
 
 STRATEGIES: tuple[str, ...] = ("scratch", "linear_probe", "fine_tune", "lp_ft")
-# Two candidates per stage, one picked per run on validation (train_strategy): a head alone takes large steps, a
-# pretrained network smaller ones, smaller still once LP-FT's probe has trained its head (Kumar et al. 2022).
+# Two candidates per stage, one picked per run on validation (train_strategy): a head alone takes large steps,
+# a pretrained network smaller ones, smaller still after LP-FT's probe (Kumar et al. 2022).
 LEARNING_RATES: dict[str, dict[str, tuple[float, ...]]] = {
     "scratch": {"full": (1e-3, 3e-3)}, "linear_probe": {"probe": (1e-3, 1e-2)}, "fine_tune": {"full": (3e-4, 1e-3)},
     "lp_ft": {"probe": (1e-3, 1e-2), "full": (1e-4, 3e-4)}}
+VALIDATION_CHECKS = 10  # scorings of the validation set per stage, at most (at 2 labels per class an epoch is 1 step)
 
 
 @dataclass(frozen=True)
@@ -214,16 +214,14 @@ def train_strategy(model: nn.Module, head: str | None, strategy: str, stages: Se
                    train_set: Dataset, validation_set: Dataset, config: ConceptsSettings, seed: int) -> float:
     """Train ``model`` stage by stage; per stage, pick the learning rate and the epoch on validation only.
 
-    Every candidate learning rate of a stage (:data:`LEARNING_RATES`) starts from the best weights so far, on
-    the same batches. ``"probe"`` trains the parameters under ``head`` only (all of them when ``head`` is None);
-    ``"full"`` trains everything except the BatchNorm layers of a pretrained network, which stay
-    frozen and so in eval mode (:func:`tlcourse.batchnorm.frozen_norms_to_eval`).
+    Every candidate learning rate of a stage (:data:`LEARNING_RATES`) starts from the best weights so far, on the
+    same batches; the validation set is scored :data:`VALIDATION_CHECKS` times per stage at most. ``"probe"`` trains
+    under ``head`` only (everything if None); ``"full"`` everything but a pretrained network's frozen BatchNorm.
 
     Args:
         model: the network, trained in place. head: parameter-name prefix of its head, e.g. ``"classifier"``.
         strategy: one of :data:`STRATEGIES`; picks the learning rates in :data:`LEARNING_RATES`.
-        stages: from :func:`strategy_stages`. train_set: labelled target examples.
-        validation_set: held-out target examples for early stopping.
+        stages: from :func:`strategy_stages`. train_set, validation_set: labelled target examples, held-out ones.
         config: batch size, device and step cap. seed: the loader's shuffling.
 
     Returns:
@@ -245,11 +243,13 @@ def train_strategy(model: nn.Module, head: str | None, strategy: str, stages: Se
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
                         module.requires_grad_(False)
             optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-            for _ in range(num_epochs):
-                history = fit(model, loader, optimizer, num_epochs=1, val_loader=validation_loader,
-                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
-                if history.last["val_accuracy"] > best_accuracy:  # learning rate and epoch, on validation only
-                    best_accuracy, best_state = history.last["val_accuracy"], copy.deepcopy(model.state_dict())
+            every = math.ceil(num_epochs / VALIDATION_CHECKS)  # epochs between two scorings of the validation set
+            for done in range(0, num_epochs, every):
+                fit(model, loader, optimizer, num_epochs=min(every, num_epochs - done), device=config.device,
+                    max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+                accuracy = float(evaluate(model, validation_loader, device=config.device)["accuracy"])
+                if accuracy > best_accuracy:  # learning rate and stopping point, on validation only
+                    best_accuracy, best_state = accuracy, copy.deepcopy(model.state_dict())
     unfreeze(model)
     model.load_state_dict(best_state)
     return best_accuracy
@@ -327,8 +327,8 @@ def run_imagenet_comparison(profile: Profile, splits: TransferSplits,
                             config: ConceptsSettings) -> tuple[list[dict[str, object]], str]:
     """Linear probe and LP-FT of the ImageNet backbone at ``config.comparison_budget``, per seed.
 
-    The probe trains the head on features computed once (a frozen backbone in eval mode gives the
-    same features every epoch); LP-FT continues from that probe's best head for the remaining epochs.
+    The probe trains on features computed once (a frozen backbone gives the same features every epoch); LP-FT
+    continues from that probe's best head for the remaining epochs.
 
     Args:
         profile: picks the backbone (:func:`tlcourse.models.load_image_model`). splits: the data.
