@@ -30,6 +30,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import nbformat
 import yaml
+from toc_notebooks import toc_files  # tools/ is on the path: run as a script, or as the tests import it
 
 __all__ = ["LinkCollector", "chapter_pages", "check_chapter_notebooks", "check_site", "expected_colab_link"]
 
@@ -195,21 +196,7 @@ def chapter_pages(book: Path) -> list[str]:
     toc_path = Path(book) / "_toc.yml"
     if not toc_path.is_file():
         raise ValueError(f"book must be the folder holding _toc.yml, got {str(book)!r}")
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            for key in ("chapters", "sections"):
-                walk(entry.get(key, []))
-            for part in entry.get("parts", []):
-                walk(part.get("chapters", []))
-
-    walk(toc.get("chapters", []))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
+    names = toc_files(yaml.safe_load(toc_path.read_text(encoding="utf-8")))
     pages = []
     for name in names:
         name = name.removesuffix(".md")
