@@ -374,6 +374,9 @@ CASES: list[Case] = [
     case("transfer.trainable_parameter_names", "model", "None", None, TE, r"nn\.Module"),
     case("transfer.split_head", "head", "unknown name", "fc", V, r"no submodule", lambda: {"model": _net()}),
     case("transfer.extract_features", "loader", "empty", [], V, r"at least one", lambda: {"backbone": _net()}),
+    case("transfer.freeze_batchnorm", "model", "None", None, TE, r"nn\.Module"),
+    case("transfer.linear_probe_then_fine_tune", "head", "unknown name", "fc", V, r"head: model has no submodule",
+         lambda: {"model": _net(), "probe": print, "fine_tune": print}),
 ]
 
 
@@ -495,7 +498,6 @@ CASES += [
     case("chapters.bert.best_record", "history", "None", None, TE, r"History"),
     case("chapters.vgg16.classifier_learning_rate_groups", "loaded", "None", None, TE, r"LoadedImageModel",
          lambda: {"lowest": 1e-4, "highest": 1e-2}),
-    case("chapters.vgg16.freeze_batchnorm", "model", "None", None, TE, r"nn\.Module"),
     case("footprint.checkpoint_bytes", "model", "None", None, TE, r"nn\.Module"),
     case("chapters.bert.fine_tune", "warmup_fraction", "out of range", 1.5, V, r"\[0, 1\]",
          lambda: {"model": _net(), "train_loader": _loader(), "validation_loader": _loader(), "learning_rate": 0.1, "num_epochs": 1}),

@@ -2,10 +2,16 @@ import pytest
 import torch
 from torch import nn
 
+from torch.utils.data import TensorDataset
+
+from tlcourse.data import make_loader
+from tlcourse.train import fit
 from tlcourse.transfer import (
     count_parameters,
     freeze,
+    freeze_batchnorm,
     freeze_first,
+    linear_probe_then_fine_tune,
     replace_head,
     trainable_parameter_names,
     unfreeze,
@@ -63,6 +69,54 @@ def test_replace_head_keeps_everything_before_it():
         replace_head(net, "4", 0)
 
 
+def test_freeze_batchnorm_keeps_running_statistics_through_fit():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    assert freeze_batchnorm(net) == 6
+    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["2.weight", "2.bias"]
+    data = TensorDataset(torch.randn(16, 4) * 5 + 3, torch.randint(0, 2, (16,)))
+    before = net[2].running_mean.clone()
+    fit(net, make_loader(data, 8, shuffle=True), torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
+                                                                lr=0.1), num_epochs=1, progress=False)
+    assert torch.equal(net[2].running_mean, before)  # eval mode: the stored statistics were used and kept
+    assert freeze_batchnorm(nn.Linear(2, 2)) == 0
+
+
+def test_linear_probe_then_fine_tune_matches_the_two_stages_written_out():
+    """LP-FT through the library equals the schedule written by hand: head alone, then all but BatchNorm."""
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+
+    data = TensorDataset(torch.randn(32, 4) * 2 + 1, torch.randint(0, 3, (32,)))
+
+    def train(net: nn.Module, parameters: list, seed: int) -> None:
+        fit(net, make_loader(data, 8, shuffle=True, seed=seed), torch.optim.SGD(parameters, lr=0.1),
+            num_epochs=2, progress=False)
+
+    by_hand = make()
+    for name, parameter in by_hand.named_parameters():
+        parameter.requires_grad_(name.startswith("3."))
+    train(by_hand, list(by_hand[3].parameters()), seed=1)
+    for name, parameter in by_hand.named_parameters():
+        parameter.requires_grad_(not name.startswith("1."))
+    statistics = by_hand[1].running_mean.clone()
+    train(by_hand, [p for p in by_hand.parameters() if p.requires_grad], seed=2)
+    assert torch.equal(by_hand[1].running_mean, statistics)  # frozen BatchNorm: eval mode, statistics kept
+
+    library, trainable = make(), []
+    result = linear_probe_then_fine_tune(
+        library, "3",
+        probe=lambda head: (trainable.append(trainable_parameter_names(library)),
+                            train(library, list(head.parameters()), seed=1)),
+        fine_tune=lambda body: (trainable.append(trainable_parameter_names(body)),
+                                train(body, [p for p in body.parameters() if p.requires_grad], seed=2), "done")[-1])
+    assert result == "done"
+    assert trainable == [["3.weight", "3.bias"], ["0.weight", "0.bias", "3.weight", "3.bias"]]
+    for expected, got in zip(by_hand.state_dict().values(), library.state_dict().values()):
+        torch.testing.assert_close(got, expected)
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: freeze(None), TypeError, "model must be an nn.Module, got NoneType"),
     (lambda: unfreeze("model"), TypeError, "model must be an nn.Module, got str"),
@@ -74,6 +128,9 @@ def test_replace_head_keeps_everything_before_it():
     (lambda: replace_head([], "0", 2), TypeError, "model must be an nn.Module, got list"),
     (lambda: count_parameters("model"), TypeError, "model must be an nn.Module, got str"),
     (lambda: trainable_parameter_names(None), TypeError, "model must be an nn.Module"),
+    (lambda: freeze_batchnorm(None), TypeError, "model must be an nn.Module"),
+    (lambda: linear_probe_then_fine_tune(nn.Linear(1, 1), "head", print, print), ValueError,
+     "head: model has no submodule 'head'"),
 ])
 def test_bad_arguments_are_named(call, error, message) -> None:
     with pytest.raises(error, match=message):

@@ -3,13 +3,14 @@
 After fastai's transfer API: ``freeze``/``unfreeze`` by module or by parameter-name prefix,
 ``freeze_first`` for the first ``k`` blocks of a backbone, ``replace_head`` that keeps everything
 before the head, ``split_head`` into backbone and head, and ``extract_features`` that runs a frozen
-backbone once so a head can train on the cache. Learning rates per part of the network are in
+backbone once so a head can train on the cache, and ``linear_probe_then_fine_tune``: LP-FT's schedule,
+written once for every chapter. Learning rates per part of the network are in
 :mod:`tlcourse.optimization`; BatchNorm's statistics in :mod:`tlcourse.batchnorm`.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -28,7 +29,11 @@ __all__ = [
     "trainable_parameter_names",
     "split_head",
     "extract_features",
+    "freeze_batchnorm",
+    "linear_probe_then_fine_tune",
 ]
+
+Result = TypeVar("Result")
 
 
 def _named_parameters(model: nn.Module, prefixes: Sequence[str] | None) -> list[tuple[str, nn.Parameter]]:
@@ -281,3 +286,72 @@ def extract_features(backbone: nn.Module, loader: Iterable, device: torch.device
     # (B, ...) backbone outputs flattened to (B, D) vectors
     features, labels = predict(backbone, loader, device, forward=lambda model, images: model(images).flatten(1))
     return TensorDataset(features, labels)
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Freeze every BatchNorm layer's scale and shift, so ``fit`` keeps those layers in eval mode.
+
+    A frozen BatchNorm layer normalises with its stored running statistics and keeps them
+    (:func:`tlcourse.batchnorm.frozen_norms_to_eval`), as torchvision's ``FrozenBatchNorm2d`` does
+    in its detection models.
+
+    Args:
+        model: the network.
+
+    Returns:
+        The number of parameter elements frozen (0 for a network without BatchNorm, such as VGG16).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+        >>> freeze_batchnorm(net), net[0].weight.requires_grad
+        (6, True)
+    """
+    check_module("model", model)
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, nn.modules.batchnorm._BatchNorm) and list(module.parameters(recurse=False))]
+    return freeze(model, names) if names else 0
+
+
+def linear_probe_then_fine_tune(model: nn.Module, head: str, probe: Callable[[nn.Module], Any],
+                                fine_tune: Callable[[nn.Module], Result]) -> Result:
+    """LP-FT (Kumar et al., 2022): train the head alone, then everything from that trained head.
+
+    A random head sends large, meaningless gradients into the pretrained body in the first steps
+    of fine-tuning and distorts the features before the head has learned to read them; a probe
+    first avoids that. The probe learned on features normalised with BatchNorm's stored
+    statistics, so in the second stage BatchNorm layers stay frozen (:func:`freeze_batchnorm`):
+    batch statistics would shift every feature under the trained head at the first step.
+
+    Args:
+        model: the pretrained network with a fresh head, trained in place.
+        head: dotted path of the head, e.g. ``"classifier"`` or ``"_fc"``.
+        probe: trains the head module it is given (on cached features, or through the frozen body:
+            the body is frozen while it runs).
+        fine_tune: trains the network it is given, whose trainable parameters are everything but
+            BatchNorm's; builds its own optimiser from them.
+
+    Returns:
+        What ``fine_tune`` returns (for example a training history).
+
+    Raises:
+        ValueError: if ``head`` does not name a submodule of ``model``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        >>> seen = []
+        >>> linear_probe_then_fine_tune(net, "2", lambda head: seen.append(trainable_parameter_names(net)),
+        ...                             lambda body: trainable_parameter_names(body))
+        ['0.weight', '0.bias', '2.weight', '2.bias']
+        >>> seen
+        [['2.weight', '2.bias']]
+    """
+    try:
+        _, _, head_module = locate_submodule(model, head)
+    except (TypeError, ValueError) as error:  # the message names `path`, locate_submodule's argument
+        raise type(error)(f"head: {error}") from None
+    freeze(model)  # stage 1, the probe: the head alone
+    unfreeze(head_module)
+    probe(head_module)
+    unfreeze(model)  # stage 2: everything from the trained head, BatchNorm as pretrained
+    freeze_batchnorm(model)
+    return fine_tune(model)

@@ -183,7 +183,6 @@ from tlcourse.chapters.vgg16 import (  # noqa: E402
     STRATEGIES,
     classifier_learning_rate_groups,
     fine_tune,
-    freeze_batchnorm,
 )
 from tlcourse.data import make_loader  # noqa: E402
 from tlcourse.models import LoadedImageModel, backbone_blocks, load_efficientnet_lite0  # noqa: E402
@@ -216,19 +215,6 @@ def test_learning_rate_groups_for_efficientnet_end_with_the_head(lite):
     assert len(groups) == len(backbone_blocks(lite.model, lite.architecture)) + 1
     assert [id(p) for p in groups[-1]["params"]] == [id(lite.model._fc.weight), id(lite.model._fc.bias)]
     assert groups[-1]["lr"] == pytest.approx(1e-2) and groups[0]["lr"] == pytest.approx(1e-3)
-
-
-def test_freeze_batchnorm_keeps_running_statistics_through_fit():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
-    assert freeze_batchnorm(net) == 6
-    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["2.weight", "2.bias"]
-    data = TensorDataset(torch.randn(16, 4) * 5 + 3, torch.randint(0, 2, (16,)))
-    before = net[2].running_mean.clone()
-    fit(net, make_loader(data, 8, shuffle=True), torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
-                                                                lr=0.1), num_epochs=1, progress=False)
-    assert torch.equal(net[2].running_mean, before)  # eval mode: the stored statistics were used and kept
-    assert freeze_batchnorm(nn.Linear(2, 2)) == 0
 
 
 def _steps(monkeypatch) -> list[int]:

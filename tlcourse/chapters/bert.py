@@ -23,6 +23,7 @@ from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import make_generator, seed_everything
 from tlcourse.text import TextClassificationDataset, length_grouped_loader, validate_texts_and_labels
 from tlcourse.train import fit
+from tlcourse.transfer import linear_probe_then_fine_tune
 
 __all__ = ["BertSettings", "SETTINGS", "settings", "SentimentSplits", "load_sentiment_splits", "fine_tune",
            "best_record", "train_linear_probe", "METHODS", "train_classifier", "tfidf_logistic_regression",
@@ -312,23 +313,19 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
                      mixed_precision: bool = False) -> tuple[SentenceClassifier, History]:
     """One run of the chapter's comparison: a fresh classifier trained by ``method``.
 
-    Full fine-tuning trains the encoder and a random head together. LP-FT (Kumar et al., 2022)
-    first trains the head alone on frozen features (a linear probe), then fine-tunes everything
-    from there, so that a random head does not send large, meaningless gradients into the
-    pretrained encoder in the first steps. The probe runs on cached vectors, so both methods take
-    the same optimiser steps through the encoder.
+    Full fine-tuning trains the encoder and a random head together. LP-FT
+    (:func:`~tlcourse.transfer.linear_probe_then_fine_tune`) first trains the head alone on cached
+    vectors of the frozen encoder, so both methods take the same optimiser steps through it.
 
     Args:
-        method: ``"full fine-tuning"`` or ``"LP-FT"`` (see :data:`METHODS`).
-        source: where the pretrained encoder loads from.
+        method, source: ``"full fine-tuning"`` or ``"LP-FT"``; where the pretrained encoder loads from.
         train_data, validation_loader: tokenised training texts; validation token batches.
         config: the chapter's settings (pooling, epochs, batch size, warmup).
         learning_rate: peak learning rate of the fine-tuning (second) stage.
         seed: the head's initialisation, the batch order and dropout.
         collate_fn: pads the training batches.
-        probe_features: LP-FT only, ``(train, validation)`` vectors of the frozen encoder, pooled
-            as ``config.pooling``.
-        probe_learning_rate: LP-FT only, the probe's learning rate.
+        probe_features, probe_learning_rate: LP-FT only, ``(train, validation)`` vectors of the frozen
+            encoder pooled as ``config.pooling``, and the probe's learning rate.
         device, mixed_precision: where to train; autocast on CUDA.
 
     Returns:
@@ -338,9 +335,7 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
         ValueError: an unknown ``method``, or LP-FT without ``probe_features`` and ``probe_learning_rate``.
 
     Example:
-        >>> # model, history = train_classifier("LP-FT", source, train_data, validation_loader, config=config,
-        >>> #     learning_rate=1e-4, seed=0, collate_fn=collator, probe_features=(train_f, validation_f),
-        >>> #     probe_learning_rate=3e-3)
+        >>> # the chapter's runs: book/bert.md; every method on a tiny encoder: tests/chapters/test_bert.py
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -349,19 +344,24 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
     seed_everything(seed)
     _, encoder = load_text_encoder(source)
     model = SentenceClassifier(encoder, num_labels=2, pooling=config.pooling)
-    if method == "LP-FT":
-        # stage 1, the probe: the head alone, on cached vectors of the frozen encoder (no encoder steps)
-        train_features, validation_features = probe_features
-        if train_features.tensors[0].shape[1] != model.classifier.in_features:
-            raise ValueError(f"probe_features have {train_features.tensors[0].shape[1]} columns, "
-                             f"the head expects {model.classifier.in_features}")
-        train_linear_probe(model.classifier, train_features, validation_features, learning_rate=probe_learning_rate,
-                           num_epochs=config.probe_epochs, batch_size=config.batch_size, seed=seed, device=device)
-    # full fine-tuning, or LP-FT's stage 2 from the trained probe: the same steps, the same recipe
     train_loader = length_grouped_loader(train_data, config.batch_size, seed=seed, collate_fn=collate_fn)
-    history = fine_tune(model, train_loader, validation_loader, learning_rate=learning_rate,
-                        num_epochs=config.num_epochs, warmup_fraction=config.warmup_fraction,
-                        max_steps_per_epoch=config.max_steps_per_epoch, device=device, mixed_precision=mixed_precision)
+
+    def train_all(network: nn.Module) -> History:  # full fine-tuning, or LP-FT's stage 2: the same steps and recipe
+        return fine_tune(network, train_loader, validation_loader, learning_rate=learning_rate,
+                         num_epochs=config.num_epochs, warmup_fraction=config.warmup_fraction,
+                         max_steps_per_epoch=config.max_steps_per_epoch, device=device, mixed_precision=mixed_precision)
+
+    if method == "full fine-tuning":
+        return model, train_all(model)
+    train_features, validation_features = probe_features  # stage 1 runs on cached vectors: no encoder steps
+    if train_features.tensors[0].shape[1] != model.classifier.in_features:
+        raise ValueError(f"probe_features have {train_features.tensors[0].shape[1]} columns, "
+                         f"the head expects {model.classifier.in_features}")
+    history = linear_probe_then_fine_tune(
+        model, "classifier", fine_tune=train_all,
+        probe=lambda head: train_linear_probe(head, train_features, validation_features,
+                                              learning_rate=probe_learning_rate, num_epochs=config.probe_epochs,
+                                              batch_size=config.batch_size, seed=seed, device=device))
     return model, history
 
 

@@ -5,8 +5,6 @@
   fine-tuning with discriminative learning rates, and LP-FT, each on the same number of steps.
 - :func:`classifier_learning_rate_groups`: discriminative learning rates in which only the new head
   gets the head's rate (VGG16's pretrained fc6 and fc7 are a rung of the backbone's ladder).
-- :func:`freeze_batchnorm`: freeze BatchNorm layers' parameters, so that ``fit`` keeps them in eval
-  mode (their running statistics used and kept), as LP-FT's second stage needs.
 
 Generic pieces live in the library: transforms in :mod:`tlcourse.images`, VGG16's blocks in
 :mod:`tlcourse.models`, cached features in :mod:`tlcourse.transfer`, BatchNorm in
@@ -22,7 +20,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.checks import check_instance, check_module
+from tlcourse.checks import check_instance
 from tlcourse.data import make_loader
 from tlcourse.images import VGG16_MIN_IMAGE_SIZE
 from tlcourse.models import LoadedImageModel, backbone_blocks
@@ -30,7 +28,7 @@ from tlcourse.optimization import discriminative_learning_rates
 from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
-from tlcourse.transfer import freeze, freeze_first, split_head, unfreeze
+from tlcourse.transfer import freeze_first, linear_probe_then_fine_tune, split_head
 
 __all__ = [
     "VGG16Settings",
@@ -39,7 +37,6 @@ __all__ = [
     "STRATEGIES",
     "REESTIMATES_BATCHNORM",
     "classifier_learning_rate_groups",
-    "freeze_batchnorm",
     "fine_tune",
 ]
 
@@ -174,31 +171,6 @@ def classifier_learning_rate_groups(loaded: LoadedImageModel, lowest: float, hig
     return discriminative_learning_rates([*rungs, head], lowest, highest)
 
 
-def freeze_batchnorm(model: nn.Module) -> int:
-    """Freeze every BatchNorm layer's scale and shift, so ``fit`` keeps those layers in eval mode.
-
-    A frozen BatchNorm layer normalises with its stored running statistics and keeps them
-    (:func:`tlcourse.batchnorm.frozen_norms_to_eval`), as torchvision's ``FrozenBatchNorm2d`` does
-    in its detection models. LP-FT's second stage needs it: the probe was trained on features
-    normalised with those statistics, and batch statistics would shift every feature under it.
-
-    Args:
-        model: the network.
-
-    Returns:
-        The number of parameter elements frozen (0 for a network without BatchNorm, such as VGG16).
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
-        >>> freeze_batchnorm(net), net[0].weight.requires_grad
-        (6, True)
-    """
-    check_module("model", model)
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, nn.modules.batchnorm._BatchNorm) and list(module.parameters(recurse=False))]
-    return freeze(model, names) if names else 0
-
-
 def _sgd(parameters: list, learning_rate: float, num_steps: int) -> tuple[torch.optim.SGD, LambdaLR]:
     """SGD with momentum 0.9 and each group's learning rate decayed linearly to zero over ``num_steps``."""
     optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9)
@@ -254,22 +226,23 @@ def fine_tune(strategy: str, loaded: LoadedImageModel, train_loader: DataLoader,
             parent, _, name = loaded.head.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, name, head)  # head back in place
 
+    def train_all(num_epochs: int, learning_rate: float, parameters: list) -> nn.Module:
+        """The whole network on the training images, the learning rate decayed linearly to zero."""
+        optimizer, schedule = _sgd(parameters, learning_rate, num_epochs * steps_per_epoch)
+        fit(model, train_loader, optimizer, num_epochs=num_epochs, scheduler=schedule, **options)
+        return model
+
     if strategy == "feature extraction":
         train_head(config.num_epochs, config.head_lr)
         return model
-    if strategy == "LP-FT":  # probe first, then everything at a small rate with BatchNorm frozen
-        train_head(config.probe_epochs, config.head_lr)
-        unfreeze(model)
-        freeze_batchnorm(model)
-        num_epochs, learning_rate = config.num_epochs - config.probe_epochs, config.lpft_lr
-        parameters = [p for p in model.parameters() if p.requires_grad]
-    elif strategy == "partial fine-tuning":  # first k blocks frozen, the rest at one rate
+    if strategy == "LP-FT":  # the probe's epochs count: both stages together take num_epochs
+        return linear_probe_then_fine_tune(
+            model, loaded.head, probe=lambda head: train_head(config.probe_epochs, config.head_lr),
+            fine_tune=lambda body: train_all(config.num_epochs - config.probe_epochs, config.lpft_lr,
+                                             [p for p in body.parameters() if p.requires_grad]))
+    if strategy == "partial fine-tuning":  # first k blocks frozen, the rest at one rate
         freeze_first(backbone_blocks(model, loaded.architecture), config.frozen_blocks)
-        num_epochs, learning_rate = config.num_epochs, config.learning_rate
-        parameters = [p for p in model.parameters() if p.requires_grad]
-    else:  # full fine-tuning: rates growing from the first block to the new head
-        num_epochs, learning_rate = config.num_epochs, config.learning_rate
-        parameters = classifier_learning_rate_groups(loaded, config.lowest_lr, config.learning_rate)
-    optimizer, schedule = _sgd(parameters, learning_rate, num_epochs * steps_per_epoch)
-    fit(model, train_loader, optimizer, num_epochs=num_epochs, scheduler=schedule, **options)
-    return model
+        return train_all(config.num_epochs, config.learning_rate, [p for p in model.parameters() if p.requires_grad])
+    # full fine-tuning: rates growing from the first block to the new head
+    return train_all(config.num_epochs, config.learning_rate,
+                     classifier_learning_rate_groups(loaded, config.lowest_lr, config.learning_rate))
