@@ -33,6 +33,7 @@ from torch import nn
 import tlcourse
 import tlcourse.chapters
 from tlcourse.checkpoint import CheckpointError
+from tlcourse.profiles import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,8 +141,6 @@ CASES: list[Case] = [
     case("assets.get_asset", "name", "unknown name", "vgg19", V, r"expected one of"),
     case("assets.is_cached", "name", "unknown name", "vgg19", V, r"expected one of"),
     case("assets.package_path", "package", "empty", "", TE, r"importable package name"),
-    case("assets.network_reachable", "timeout", "NaN", NAN, V, r"positive number of seconds", lambda: {"host": "example.org"}),
-    case("assets.network_reachable", "host", "None", None, TE, r"non-empty host name"),
     case("assets.resolve", "name", "unknown name", "vgg19", V, r"expected one of", lambda: {"profile": _profile()}),
     case("assets.resolve", "profile", "wrong type", "smoke", TE, r"profile", lambda: {"name": "digits"}),
     # ---- batchnorm ----
@@ -160,6 +159,10 @@ CASES: list[Case] = [
          r"missing|shape", lambda: {"model": _net()}, shows="0.bias"),
     case("checkpoint.save_checkpoint", "state", "wrong type", [1], TE, r"mapping", lambda: {"path": "/tmp/unused.safetensors"}),
     case("checkpoint.load_checkpoint", "path", "unknown name", "/no/such/checkpoint.safetensors", CheckpointError, r"does not exist"),
+    case("checkpoint.save_training_state", "model", "None", None, TE, r"model must be an nn\.Module",
+         lambda: {"path": "/tmp/unused.safetensors", "optimizer": None, "epoch": 1, "history": None}),
+    case("checkpoint.restore_training_state", "path", "unknown name", "/no/such/checkpoint.safetensors", CheckpointError,
+         r"does not exist", lambda: {"model": _net(), "optimizer": None}),
     # ---- claims ----
     case("claims.expect", "measured", "NaN", NAN, V, r"real number",
          lambda: {"claim": "x", "profile": _profile(), "above": 0.0}),
@@ -193,6 +196,14 @@ CASES: list[Case] = [
     case("distributed.sum_across_processes", "values", "wrong type", ["1.0"], TE, r"list of numbers", lambda: {"device": "cpu"}),
     case("distributed.sum_across_processes", "device", "unknown name", "tpu", V, r"device name", lambda: {"values": [1.0]}),
     case("distributed.gather_across_processes", "tensors", "wrong type", [1.0], TE, r"torch\.Tensor", shows="1.0"),
+    # ---- ensembles ----
+    case("ensembles.average_probabilities", "logits_list", "mismatch", [torch.zeros(2, 3), torch.zeros(3, 3)], V,
+         r"mismatched shapes", shows=r"\(3, 3\)"),
+    case("ensembles.average_logits", "logits_list", "wrong shape", [torch.zeros(3)], V, r"\(N, C\)"),
+    case("ensembles.weighted_ensemble", "weights", "out of range", [2.0, -1.0], V, r"non-negative and sum to 1",
+         lambda: {"logits_list": [torch.zeros(2, 3), torch.zeros(2, 3)]}, shows=r"-1\.0"),
+    case("ensembles.fit_ensemble_weights", "val_targets", "wrong shape", T([0, 1, 2]), V, r"targets",
+         lambda: {"val_logits_list": [torch.zeros(2, 3)]}, shows="3"),
     # ---- footprint ----
     case("footprint.training_memory", "batch", "mismatch", {"inputs": torch.zeros(2, 4)}, V, r"'labels' entry",
          lambda: {"model": _net()}, shows="inputs"),
@@ -212,13 +223,6 @@ CASES: list[Case] = [
     case("fusion.uniform_soup", "state_dicts", "wrong type", {"w": torch.zeros(2)}, TE, r"a list"),
     case("fusion.greedy_soup", "evaluate_fn", "NaN", lambda state: NAN, V, r"finite score",
          lambda: {"state_dicts": [{"w": torch.zeros(2)}]}, shows="nan"),
-    case("fusion.average_probabilities", "logits_list", "mismatch", [torch.zeros(2, 3), torch.zeros(3, 3)], V,
-         r"mismatched shapes", shows=r"\(3, 3\)"),
-    case("fusion.average_logits", "logits_list", "wrong shape", [torch.zeros(3)], V, r"\(N, C\)"),
-    case("fusion.weighted_ensemble", "weights", "out of range", [2.0, -1.0], V, r"non-negative and sum to 1",
-         lambda: {"logits_list": [torch.zeros(2, 3), torch.zeros(2, 3)]}, shows=r"-1\.0"),
-    case("fusion.fit_ensemble_weights", "val_targets", "wrong shape", T([0, 1, 2]), V, r"targets",
-         lambda: {"val_logits_list": [torch.zeros(2, 3)]}, shows="3"),
     case("fusion.state_dict_accuracy", "state_dict", "mismatch", {"w": torch.zeros(2)}, CheckpointError, r"missing|unexpected",
          lambda: {"model": _net(), "loader": _loader()}, shows="w"),
     case("fusion.interpolation_path", "alphas", "out of range", [0.0, 2.0], V, r"\[0\.0, 1\.0\]",
@@ -237,6 +241,8 @@ CASES: list[Case] = [
          shows="nan"),
     case("images.image_transforms", "mean", "wrong shape", (0.5, 0.5), V, r"3 numbers", lambda: {"image_size": 32, "train": False},
          shows=r"\[0\.5, 0\.5\]"),
+    case("images.TransformedImages", "labels", "mismatch", torch.zeros(3), V, r"3 labels for 2 images",
+         lambda: {"images": torch.zeros(2, 3, 32, 32), "transform": abs}),
     # ---- integrity ----
     case("integrity.file_digest", "algorithm", "unknown name", "sha999", V, r"algorithm", lambda: {"path": __file__}),
     case("integrity.digest_matches", "expected", "out of range", "abc", V, r"at least 8 hex digits", lambda: {"path": __file__}),
@@ -326,6 +332,8 @@ CASES: list[Case] = [
     case("runtime.seed_everything", "seed", "wrong type", 1.5, TE, r"an int", shows="float"),
     case("runtime.make_generator", "seed", "wrong type", "1", TE, r"an int", shows="str"),
     case("runtime.restore_rng_state", "state", "mismatch", {"python": None}, V, r"missing", shows="torch"),
+    case("runtime.network_reachable", "timeout", "NaN", NAN, V, r"positive number of seconds", lambda: {"host": "example.org"}),
+    case("runtime.network_reachable", "host", "None", None, TE, r"non-empty host name"),
     # ---- text ----
     case("text.validate_texts_and_labels", "texts", "wrong type", "one review", TE, r"list of strings", lambda: {"labels": None}),
     case("text.validate_texts_and_labels", "labels", "out of range", [0, 3], V, r"outside the label set",
@@ -387,7 +395,7 @@ def _transfer_splits():
 
 
 def _chapter_settings(chapter: str):
-    return importlib.import_module(f"tlcourse.chapters.{chapter}").settings(_profile())
+    return settings_for(importlib.import_module(f"tlcourse.chapters.{chapter}").SETTINGS, _profile())
 
 
 def _params() -> list[torch.Tensor]:
@@ -440,7 +448,6 @@ CASES += [
     case("chapters.concepts.accuracies", "strategy", "unknown name", "adapter", V, r"no row for strategy",
          lambda: {"rows": [{"budget": 2, "strategy": "scratch", "seed": 1, "accuracy": 0.5}], "budget": 2}),
     # ---- chapters.fusion ----
-    case("chapters.fusion.settings", "profile", "None", None, TE, r"Profile"),
     case("chapters.fusion.rotate_digits", "images", "wrong shape", torch.zeros(2, 8, 8), V, r"\(N, 1, H, W\)", lambda: {"degrees": 10.0}),
     case("chapters.fusion.rotate_digits", "degrees", "NaN", NAN, V, r"finite", lambda: {"images": torch.zeros(2, 1, 8, 8)}),
     case("chapters.fusion.make_broad_digits", "copies", "out of range", 0, V, r"positive int",
@@ -474,11 +481,11 @@ CASES += [
          lambda: {"parameters": {"w": torch.zeros(2)}, "strength": 0.1}),
     case("chapters.math_losses.PenalisedLoss", "names", "unknown name", ["fc.weight"], V, r"unknown parameter names",
          lambda: {"model": _net(), "strength": 0.1}),
-    case("chapters.math_losses.two_layer_forward", "weights", "mismatch", {"W1": torch.zeros(4, 5)}, V, r"'W1', 'b1', 'W2', 'b2'",
+    # ---- chapters.math_backprop ----
+    case("chapters.math_backprop.two_layer_forward", "weights", "mismatch", {"W1": torch.zeros(4, 5)}, V, r"'W1', 'b1', 'W2', 'b2'",
          lambda: {"inputs": torch.zeros(2, 4), "labels": T([0, 1])}, shows="b1"),
-    case("chapters.math_losses.two_layer_backward", "cache", "wrong type", {"inputs": 1}, TE, r"TwoLayerCache",
+    case("chapters.math_backprop.two_layer_backward", "cache", "wrong type", {"inputs": 1}, TE, r"TwoLayerCache",
          lambda: {"weights": _two_layer_weights()}),
-    case("chapters.math_losses.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     # ---- chapters.math_optim ----
     case("chapters.math_optim.gradient_descent_step", "gradients", "mismatch", [torch.zeros(2)], V, r"parameters .* gradients",
          lambda: {"parameters": _params(), "learning_rate": 0.1}, shows="1"),
@@ -492,7 +499,6 @@ CASES += [
                              "state": importlib.import_module("tlcourse.chapters.math_optim").init_adamw_state(p)})(_params())),
     case("chapters.math_optim.gradient_norms", "depth", "out of range", 0, V, r"at least 1|positive int", lambda: {"model": _net()}),
     # ---- chapters.bert (helper E's file: only what it checks today) ----
-    case("chapters.bert.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.bert.load_sentiment_splits", "max_train", "out of range", 0, V, r"positive int",
          lambda: {"profile": _profile(), "max_validation": 4, "max_test": 4}),
     case("chapters.bert.best_record", "history", "None", None, TE, r"History"),
@@ -513,7 +519,6 @@ CASES += [
     case("chapters.bert.mistakes_table", "labels", "mismatch", T([0, 1, 1]), V, r"lengths differ",
          lambda: {"texts": ["a", "b"], "logits": torch.zeros(2, 2)}, shows="3 labels"),
     # ---- chapters.peft ----
-    case("chapters.peft.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.peft.build_classifier", "method", "unknown name", "adapter", V, r"one of", lambda: {"source": "unused"}),
     case("chapters.peft.train_steps", "num_steps", "out of range", 0, V, r"positive int",
          lambda: {"model": _net(), "loader": _loader(), "learning_rate": 0.1}),
@@ -522,7 +527,6 @@ CASES += [
     case("chapters.peft.plot_forgetting_tradeoff", "points", "empty", [], V, r"nothing to plot", lambda: {"pretrained_source": 0.5}),
     case("chapters.peft.load_film_splits", "config", "None", None, TE, r"PeftSettings"),
     # ---- chapters.vgg16 (helper E's file: only what it checks today) ----
-    case("chapters.vgg16.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.vgg16.fine_tune", "strategy", "unknown name", "adapter", V, r"one of",
          lambda: {"loaded": None, "train_loader": None, "features": None, "config": _chapter_settings("vgg16"), "seed": 0}),
 ]
@@ -541,9 +545,9 @@ EXEMPT = {
     "metrics.PairedDifference": "paired_difference's result", "models.LoadedImageModel": "load_image_model's result",
     "precision.Precision": "a type alias (Literal['bf16', 'fp16', 'fp32'])",
     "chapters.concepts.TransferSplits": "load_transfer_splits' result", "chapters.fusion.TargetTask": "load_target_task's result",
-    "chapters.math_losses.TwoLayerCache": "two_layer_forward's result", "chapters.math_optim.AdamWState": "init_adamw_state's result",
+    "chapters.math_backprop.TwoLayerCache": "two_layer_forward's result", "chapters.math_optim.AdamWState": "init_adamw_state's result",
     "chapters.bert.SentimentSplits": "load_sentiment_splits' result", "chapters.peft.FilmSplits": "load_film_splits' result",
-    # settings rows written in each chapter's SETTINGS table, read through settings(profile); their
+    # settings rows written in each chapter's SETTINGS table, read through settings_for(SETTINGS, profile); their
     # __post_init__ checks are tested in tests/chapters/
     "chapters.concepts.ConceptsSettings": "a SETTINGS row", "chapters.fusion.FusionSettings": "a SETTINGS row",
     "chapters.math_losses.MathSettings": "a SETTINGS row", "chapters.bert.BertSettings": "a SETTINGS row",
@@ -629,7 +633,7 @@ def test_readme_bad_input_section_is_rendered_from_the_cases() -> None:
 
 
 # ---- garbage sweep: every library function, every required argument at once ---------------------
-SWEEP_MODULES = ["checks", "checkpoint", "metrics", "fusion", "transfer", "batchnorm", "train", "text", "runtime",
+SWEEP_MODULES = ["checks", "checkpoint", "metrics", "fusion", "ensembles", "transfer", "batchnorm", "train", "text", "runtime",
                  "profiles", "optimization", "data", "images", "plotting", "history", "claims", "assets", "integrity"]
 BAD_VALUES = {"None": None, "a string": "abc", "an empty list": [], "NaN": math.nan, "-1": -1,
               "a matrix": torch.zeros(2, 3)}

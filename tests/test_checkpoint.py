@@ -172,3 +172,35 @@ def test_temporary_files_of_killed_writes_are_removed_on_next_save(tmp_path):
 def test_bad_inputs_raise_a_message_naming_the_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_training_state_round_trip_restores_weights_optimizer_generators_and_history(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from tlcourse.checkpoint import restore_training_state, save_training_state
+    from tlcourse.history import History
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()  # Adam now holds moments and a step count
+    loader = DataLoader(list(range(10)), batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(3))
+    next(iter(loader))  # the loader's generator has moved
+    history = History([{"epoch": 1, "train_loss": 0.5}])
+    path = save_training_state(tmp_path / "c.safetensors", model, optimizer, epoch=1, history=history, loader=loader)
+    expected_draw, expected_order = torch.rand(3), list(loader)  # what comes next after the save
+
+    torch.manual_seed(123)  # a new session: other weights, other generator states
+    fresh = torch.nn.Linear(3, 2)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.1)
+    fresh_loader = DataLoader(list(range(10)), batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(9))
+    restored, epoch = restore_training_state(path, fresh, fresh_optimizer, loader=fresh_loader)
+    assert epoch == 1 and restored.records == history.records
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    moments = optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(fresh_optimizer.state_dict()["state"][0]["exp_avg"], moments)
+    assert torch.equal(torch.rand(3), expected_draw)
+    assert [batch.tolist() for batch in fresh_loader] == [batch.tolist() for batch in expected_order]
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        restore_training_state(path, fresh, torch.optim.SGD([torch.nn.Parameter(torch.zeros(5))], lr=0.1))

@@ -1,4 +1,4 @@
-"""Tests of tlcourse.fusion against hand computations and torch references."""
+"""Tests of tlcourse.fusion (weight-space fusion) against hand computations and torch references."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tlcourse.fusion import (
-    average_logits,
-    average_probabilities,
     average_state_dicts,
-    fit_ensemble_weights,
     greedy_soup,
     interpolate,
     interpolation_path,
     state_dict_accuracy,
     uniform_soup,
-    weighted_ensemble,
 )
 
 
@@ -93,35 +89,6 @@ def test_greedy_soup_never_worse_than_best_single_on_validation() -> None:
     assert result.individual_scores[result.chosen[0]] == best_single
 
 
-def test_average_probabilities_and_logits_match_references() -> None:
-    torch.manual_seed(0)
-    logits = [torch.randn(5, 3) for _ in range(4)]
-    expected = sum(torch.softmax(x, 1) for x in logits) / 4
-    torch.testing.assert_close(average_probabilities(logits), expected)
-    torch.testing.assert_close(average_logits(logits), (logits[0] + logits[1] + logits[2] + logits[3]) / 4)
-    torch.testing.assert_close(weighted_ensemble(logits, [0.25] * 4), expected)
-
-
-def test_fit_ensemble_weights_on_simplex_and_prefers_good_model() -> None:
-    torch.manual_seed(0)
-    targets = torch.randint(0, 3, (50,))
-    good = torch.nn.functional.one_hot(targets, 3).float() * 4
-    noise = [torch.randn(50, 3) for _ in range(2)]
-    weights = fit_ensemble_weights([noise[0], good, noise[1]], targets)
-    assert weights.shape == (3,)
-    assert (weights >= 0).all()
-    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
-    assert int(weights.argmax()) == 1
-
-
-def test_fit_ensemble_weights_accepts_inference_mode_logits() -> None:
-    with torch.inference_mode():  # what tlcourse.train.predict returns
-        logits = [torch.randn(10, 3), torch.randn(10, 3)]
-        targets = torch.zeros(10, dtype=torch.long)
-    weights = fit_ensemble_weights(logits, targets, num_steps=5)
-    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
-
-
 def test_bad_inputs_raise() -> None:
     first = {"w": torch.zeros(2), "b": torch.zeros(1)}
     with pytest.raises(ValueError, match="mismatched keys"):
@@ -132,18 +99,10 @@ def test_bad_inputs_raise() -> None:
         uniform_soup([])
     with pytest.raises(ValueError, match="state_dicts is empty"):
         greedy_soup([], lambda state: 0.0)
-    with pytest.raises(ValueError, match="logits_list is empty"):
-        average_probabilities([])
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
         interpolate(first, first, 1.5)
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
         interpolate(first, first, -0.1)
-    with pytest.raises(ValueError, match="mismatched shapes of logits"):
-        average_logits([torch.zeros(2, 3), torch.zeros(2, 4)])
-    with pytest.raises(ValueError, match="sum to 1"):
-        weighted_ensemble([torch.zeros(2, 3)] * 2, [0.9, 0.9])
-    with pytest.raises(ValueError, match="targets"):
-        fit_ensemble_weights([torch.zeros(2, 3)], torch.zeros(3, dtype=torch.long))
 
 
 def test_interpolation_path_matches_loading_each_point_by_hand() -> None:
@@ -170,15 +129,13 @@ def test_interpolation_path_matches_loading_each_point_by_hand() -> None:
 def test_non_finite_weights_and_scores_are_refused() -> None:
     import math
 
-    from tlcourse.fusion import average_state_dicts, greedy_soup, weighted_ensemble
+    from tlcourse.fusion import average_state_dicts, greedy_soup
 
     states = [{"w": torch.zeros(2)}, {"w": torch.ones(2)}]
     with pytest.raises(ValueError, match=r"weights must be finite and non-negative with a positive sum, got \[nan, 1.0\]"):
         average_state_dicts(states, [math.nan, 1.0])
     with pytest.raises(ValueError, match="weights must be finite.*inf"):
         average_state_dicts(states, [math.inf, 1.0])
-    with pytest.raises(ValueError, match=r"weights must be non-negative and sum to 1, got \[nan, 0.5\]"):
-        weighted_ensemble([torch.zeros(1, 2), torch.zeros(1, 2)], [math.nan, 0.5])
     with pytest.raises(ValueError, match=r"evaluate_fn returned nan for state_dicts\[1\]: expected a finite score"):
         greedy_soup(states, lambda state: math.nan if float(state["w"][0]) == 1.0 else 0.5)
     with pytest.raises(ValueError, match=r"evaluate_fn returned nan for the soup of \[1, 0\]"):
@@ -192,8 +149,6 @@ def test_non_finite_weights_and_scores_are_refused() -> None:
     (lambda: interpolate({"w": torch.ones(1)}, {"w": torch.ones(1)}, None), TypeError, "alpha must be a number, got NoneType"),
     (lambda: interpolate({"w": torch.ones(1)}, {"w": torch.ones(1)}, float("nan")), ValueError, "alpha must be a finite number.*got nan"),
     (lambda: interpolate(None, {"w": torch.ones(1)}, 0.5), TypeError, "pretrained must be a state dict"),
-    (lambda: average_logits("logits"), TypeError, "logits_list must be a list, got str"),
-    (lambda: average_probabilities([torch.zeros(1, 2), [[0.0, 1.0]]]), TypeError, r"logits_list\[1\] must be a torch.Tensor, got list"),
     (lambda: state_dict_accuracy(None, {}, []), TypeError, "model must be an nn.Module, got NoneType"),
 ])
 def test_bad_arguments_are_named(call, error, message) -> None:

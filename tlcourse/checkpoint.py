@@ -27,6 +27,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from tlcourse.checks import check_module
+from tlcourse.history import History
+from tlcourse.runtime import capture_rng_state, restore_rng_state
+
 __all__ = [
     "CheckpointError",
     "save_state_dict",
@@ -34,6 +38,8 @@ __all__ = [
     "check_state_dict_matches",
     "save_checkpoint",
     "load_checkpoint",
+    "save_training_state",
+    "restore_training_state",
 ]
 
 _METADATA_KEY = "tlcourse"
@@ -305,3 +311,84 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except (json.JSONDecodeError, KeyError) as error:
         raise CheckpointError(f"checkpoint file {path} has a corrupted header ({error}); "
                               "delete it and train again") from None
+
+
+def save_training_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+                        epoch: int, history: History, scheduler: Any | None = None, scaler: Any | None = None,
+                        loader: Any | None = None) -> Path:
+    """Save everything :func:`tlcourse.train.fit` needs to continue exactly: the end of one epoch.
+
+    Args:
+        path: the ``.safetensors`` file to write (atomically, see :func:`save_checkpoint`).
+        model: its weights and buffers. optimizer: its state (moments, step counts).
+        epoch: epochs done. history: the records so far.
+        scheduler: its state, if any. scaler: an fp16 gradient scaler's loss scale, if any.
+        loader: a DataLoader whose ``generator`` decides the next epoch's shuffle, if any.
+
+    Returns:
+        The path written; the random number generators' states are saved too.
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module``.
+        CheckpointError: if a tensor holds NaN or infinite values (nothing is written).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> net = torch.nn.Linear(2, 1); sgd = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> p = save_training_state(pathlib.Path(tempfile.mkdtemp()) / "c.safetensors", net, sgd, epoch=1,
+        ...                         history=History())
+        >>> restore_training_state(p, net, sgd)[1]
+        1
+    """
+    check_module("model", model)
+    generator = getattr(loader, "generator", None)
+    return save_checkpoint(path, {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": capture_rng_state(),
+        "loader_generator": generator.get_state() if generator is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": epoch,
+        "history": history.to_dict(),
+    })
+
+
+def restore_training_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+                           scheduler: Any | None = None, scaler: Any | None = None,
+                           loader: Any | None = None) -> tuple[History, int]:
+    """Load a state written by :func:`save_training_state` into the objects of a new session.
+
+    Args:
+        path: the ``.safetensors`` file.
+        model, optimizer, scheduler, scaler, loader: as for :func:`save_training_state`; each
+            gets its saved state back, and so do the random number generators.
+
+    Returns:
+        ``(history, epoch)``: the records so far and the number of epochs done.
+
+    Raises:
+        CheckpointError: if the file is missing or corrupted, if its weights do not fit ``model``
+            (naming keys and shapes) or its optimizer state does not fit ``optimizer``.
+
+    Example:
+        >>> # see save_training_state
+    """
+    check_module("model", model)
+    state = load_checkpoint(path)
+    check_state_dict_matches(model, state["model"])  # CheckpointError naming keys and shapes
+    model.load_state_dict(state["model"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise CheckpointError(f"the optimizer state in {path} does not fit this optimizer "
+                              f"({error}); resume with the optimizer that wrote it") from None
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])  # the loss scale found so far
+    restore_rng_state(state["rng"])
+    generator = getattr(loader, "generator", None)
+    if generator is not None and state.get("loader_generator") is not None:
+        generator.set_state(state["loader_generator"])
+    return History([dict(r) for r in state["history"]["records"]]), int(state["epoch"])

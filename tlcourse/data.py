@@ -350,22 +350,13 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
         raise TypeError(f"groups must be a list of group names, one per example, got {describe(groups)}")
     if len(groups) == 0:
         raise ValueError("groups is empty")
-    check_fractions("fractions", fractions)
     names = sorted(set(groups))
-    order = torch.randperm(len(names), generator=make_generator(seed)).tolist()
-    part_of: dict[str, int] = {}
-    start = 0
-    for part, fraction in enumerate(fractions):
-        stop = len(names) if part == len(fractions) - 1 else start + int(round(fraction * len(names)))
-        for position in order[start:stop]:
-            part_of[names[position]] = part
-        start = stop
+    part_of = {names[position]: part  # the groups themselves split as split_indices splits examples
+               for part, positions in enumerate(split_indices(len(names), fractions, seed)) for position in positions}
     parts: list[list[int]] = [[] for _ in fractions]
     for index, group in enumerate(groups):
         parts[part_of[group]].append(index)
     return parts
-
-
 
 
 def download_asset(name: str) -> None:

@@ -1,4 +1,4 @@
-"""Where code runs and how randomness is controlled: device choice and the one seeding function.
+"""Where code runs and how randomness is controlled: device choice, the one seeding function, the network.
 
 Every chapter seeds through :func:`seed_everything`; every shuffled DataLoader gets its own
 generator from :func:`make_generator`, so the order of batches does not depend on what ran before.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "make_generator",
     "capture_rng_state",
     "restore_rng_state",
+    "network_reachable",
 ]
 
 _KNOWN_DEVICES = ("cpu", "cuda", "mps")
@@ -196,3 +199,42 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     cuda_states = state.get("cuda") or []
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
+
+
+def network_reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds in all.
+
+    One attempt, no retries, and the bound covers name resolution too: the lookup and the
+    connection run in a daemon thread that is abandoned after ``timeout`` seconds, because
+    ``getaddrinfo`` ignores socket timeouts and a stalled resolver can take far longer.
+
+    Args:
+        host: a host name.
+        timeout: seconds to wait.
+
+    Returns:
+        True if the connection opened.
+
+    Example:
+        >>> isinstance(network_reachable("localhost", timeout=0.1), bool)
+        True
+    """
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"host must be a non-empty host name, got {host!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TLCOURSE_OFFLINE") == "1":
+        return False
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    worker = threading.Thread(target=attempt, name=f"network_reachable({host})", daemon=True)
+    worker.start()
+    worker.join(timeout)  # the total bound; a thread stuck in the resolver is left to finish alone
+    return bool(outcome) and outcome[0]

@@ -26,22 +26,13 @@ from tqdm.auto import tqdm
 
 from tlcourse import distributed
 from tlcourse.batchnorm import frozen_norms_to_eval
-from tlcourse.checkpoint import CheckpointError, check_state_dict_matches, load_checkpoint, save_checkpoint
+from tlcourse.checkpoint import restore_training_state, save_training_state
 from tlcourse.checks import check_int, check_module, check_optimizer_covers
 from tlcourse.history import History
 from tlcourse.precision import announce_precision, autocast, make_grad_scaler, resolve_precision
-from tlcourse.runtime import capture_rng_state, move_to_device, restore_rng_state
+from tlcourse.runtime import move_to_device
 
-__all__ = [
-    "Batch",
-    "LossFunction",
-    "Metric",
-    "NonFiniteLossError",
-    "move_to_device",
-    "fit",
-    "predict",
-    "evaluate",
-]
+__all__ = ["Batch", "LossFunction", "Metric", "NonFiniteLossError", "move_to_device", "fit", "predict", "evaluate"]
 
 Batch = Any
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -195,24 +186,8 @@ def fit(
     start_epoch = 0
 
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        check_state_dict_matches(model, state["model"])  # CheckpointError naming keys and shapes
-        model.load_state_dict(state["model"])
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as error:
-            raise CheckpointError(f"the optimizer state in {checkpoint_path} does not fit this optimizer "
-                                  f"({error}); resume with the optimizer that wrote it") from None
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])  # the loss scale found so far
-        restore_rng_state(state["rng"])
-        generator = getattr(train_loader, "generator", None)
-        if generator is not None and state.get("loader_generator") is not None:
-            generator.set_state(state["loader_generator"])
-        history = History([dict(r) for r in state["history"]["records"]])
-        start_epoch = int(state["epoch"])
+        history, start_epoch = restore_training_state(checkpoint_path, model, optimizer, scheduler=scheduler,
+                                                      scaler=scaler, loader=train_loader)
 
     for epoch in range(start_epoch + 1, num_epochs + 1):
         network.train()
@@ -294,17 +269,8 @@ def fit(
         record["seconds"] = time.perf_counter() - started
         history.records.append(record)
         if checkpoint_path is not None and main:
-            generator = getattr(train_loader, "generator", None)
-            save_checkpoint(checkpoint_path, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": capture_rng_state(),
-                "loader_generator": generator.get_state() if generator is not None else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "epoch": epoch,
-                "history": history.to_dict(),
-            })
+            save_training_state(checkpoint_path, model, optimizer, epoch=epoch, history=history,
+                                scheduler=scheduler, scaler=scaler, loader=train_loader)
     return history
 
 

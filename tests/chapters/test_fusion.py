@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 from tlcourse.chapters.fusion import (
     MNIST_MEAN,
     MNIST_STD,
+    SETTINGS,
     fine_tune_copy,
     load_target_task,
     make_broad_digits,
@@ -22,10 +23,9 @@ from tlcourse.chapters.fusion import (
     permute_hidden_units,
     pretrain_digit_classifier,
     rotate_digits,
-    settings,
 )
 from tlcourse.data import make_loader
-from tlcourse.profiles import get_profile
+from tlcourse.profiles import get_profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
 
@@ -192,7 +192,7 @@ def test_permute_hidden_units_bad_inputs_raise() -> None:
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
 def test_settings_fit_the_chapter(name: str) -> None:
-    config = settings(get_profile(name))
+    config = settings_for(SETTINGS, get_profile(name))
     assert 0 < config.barrier_hidden_size < config.hidden_size
     assert config.num_barrier_models >= 2 and config.barrier_epochs >= 1
     assert config.num_alphas % 2 == 1  # the alphas i / (n - 1) include the WiSE-FT default 0.5

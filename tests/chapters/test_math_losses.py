@@ -16,8 +16,6 @@ from tlcourse.chapters.math_losses import (
     log_softmax,
     softmax_cross_entropy,
     softmax_cross_entropy_gradient,
-    two_layer_backward,
-    two_layer_forward,
 )
 
 SHAPES = [(1, 2), (4, 3), (16, 10), (7, 1000)]
@@ -89,35 +87,6 @@ def test_l2_sp_penalty_value_and_gradient() -> None:
     penalty.backward()
     torch.testing.assert_close(current["a"].grad, 0.3 * (current["a"] - anchor["a"]).detach())
     assert current["b"].grad is None  # not in the reference: not penalised
-
-
-@pytest.mark.parametrize("sizes", [(1, 2, 3, 2), (8, 5, 7, 4), (32, 20, 16, 10)])
-def test_two_layer_backward_matches_autograd(sizes: tuple[int, int, int, int]) -> None:
-    count, dim, hidden, classes = sizes
-    generator = torch.Generator().manual_seed(1)
-    weights = {
-        "W1": torch.randn(hidden, dim, generator=generator, dtype=torch.float64),
-        "b1": torch.randn(hidden, generator=generator, dtype=torch.float64),
-        "W2": torch.randn(classes, hidden, generator=generator, dtype=torch.float64),
-        "b2": torch.randn(classes, generator=generator, dtype=torch.float64),
-    }
-    inputs = torch.randn(count, dim, generator=generator, dtype=torch.float64)
-    labels = torch.randint(0, classes, (count,), generator=generator)
-    leaves = {name: w.clone().requires_grad_(True) for name, w in weights.items()}
-    x = inputs.clone().requires_grad_(True)
-    loss, cache = two_layer_forward(x, labels, leaves)
-    cache.pre_activation.retain_grad()
-    cache.hidden.retain_grad()
-    cache.logits.retain_grad()
-    loss.backward()
-    manual = two_layer_backward(
-        two_layer_forward(inputs, labels, weights)[1], weights)
-    for name in weights:
-        torch.testing.assert_close(manual[name], leaves[name].grad)
-    torch.testing.assert_close(manual["inputs"], x.grad)
-    torch.testing.assert_close(manual["logits"], cache.logits.grad)
-    torch.testing.assert_close(manual["hidden"], cache.hidden.grad)
-    torch.testing.assert_close(manual["pre_activation"], cache.pre_activation.grad)
 
 
 def test_penalised_loss_matches_hand_formula_and_toward_zero_is_weight_decay() -> None:
@@ -245,10 +214,6 @@ def test_log_softmax_of_an_empty_batch_is_empty() -> None:
         assert log_softmax(torch.zeros(shape)).shape == shape
 
 
-def _weights() -> dict[str, torch.Tensor]:
-    return {"W1": torch.ones(4, 3), "b1": torch.ones(4), "W2": torch.ones(2, 4), "b2": torch.ones(2)}
-
-
 LOGITS, LABELS = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
 # One row per bad input: (call, exception, message that names the argument and the value).
 BAD_INPUTS = [
@@ -310,18 +275,6 @@ BAD_INPUTS = [
      r"parameters\['a'\] must be a torch.Tensor, got list"),
     (lambda: l2_sp_penalty(None, {"a": torch.ones(1)}, 1.0), TypeError,
      "parameters and reference must be mappings.*NoneType"),
-    (lambda: two_layer_forward(torch.ones(2, 3), torch.zeros(2, dtype=torch.long),
-                               {**_weights(), "W1": torch.ones(4, 5)}), ValueError,
-     r"inconsistent shapes: inputs \(2, 3\), W1 \(4, 5\)"),
-    (lambda: two_layer_forward(torch.ones(2, 3), torch.zeros(2, dtype=torch.long), {"W1": 1}),
-     ValueError, r"weights must map 'W1', 'b1', 'W2', 'b2' to tensors; missing \['W2', 'b1', 'b2'\]"),
-    (lambda: two_layer_forward([[1.0]], torch.zeros(1, dtype=torch.long), _weights()), TypeError,
-     "inputs must be a torch.Tensor, got list"),
-    (lambda: two_layer_forward(torch.ones(2, 3), torch.zeros(2, dtype=torch.long),
-                               {**_weights(), "b2": None}), TypeError,
-     r"weights\['b2'\] must be a torch.Tensor, got NoneType"),
-    (lambda: two_layer_backward(None, _weights()), TypeError,
-     "cache must be the TwoLayerCache from two_layer_forward, got NoneType"),
 ]
 
 

@@ -13,26 +13,26 @@ import torch
 from torch import nn
 
 from tlcourse.chapters.peft import (SETTINGS, PeftSettings, build_classifier, encoder_retrieval_accuracy,
-                                    load_film_splits, plot_forgetting_tradeoff, settings, train_steps)
+                                    load_film_splits, plot_forgetting_tradeoff, train_steps)
 from tlcourse.data import make_loader
 from tlcourse.metrics import nearest_neighbour_accuracy
-from tlcourse.profiles import get_profile
+from tlcourse.profiles import get_profile, settings_for
 from tlcourse.text import PaddingCollator, TextClassificationDataset, length_grouped_loader, sentence_features
 
 
 def test_every_profile_has_settings_and_whole_epochs():
     for name in ("smoke", "cpu", "gpu"):
-        row = settings(get_profile(name))
+        row = settings_for(SETTINGS, get_profile(name))
         assert row.num_seeds >= 2 and row.num_epochs >= 1
         assert row.num_steps == row.num_epochs * math.ceil(row.max_train_examples / row.batch_size)
-    assert settings(get_profile("cpu")).num_seeds >= 3
+    assert settings_for(SETTINGS, get_profile("cpu")).num_seeds >= 3
 
 
 def test_settings_refuse_partial_epochs_and_unknown_profiles():
     with pytest.raises(ValueError, match="must be whole epochs"):
         dataclasses.replace(SETTINGS["smoke"], num_steps=5)
     with pytest.raises(ValueError, match="no entry for profile 'nope'"):
-        settings(dataclasses.replace(get_profile("smoke"), name="nope"))
+        settings_for(SETTINGS, dataclasses.replace(get_profile("smoke"), name="nope"))
 
 
 def _write_snippets(path, num_films: int, fresh: int, rotten: int) -> None:

@@ -5,7 +5,8 @@ resolutions, :func:`make_broad_digits`); its head already predicts the ten digit
 classifies any digit data set zero-shot, as CLIP does with a text head. The target task is another
 digit data set (scikit-learn's optical digits, :func:`optical_digits_as_mnist`) with few upright
 training examples and a rotated test set (:func:`load_target_task`). Every fine-tuning run starts
-from the pretrained model (:func:`fine_tune_copy`). Sizes per profile: :data:`SETTINGS`.
+from the pretrained model (:func:`fine_tune_copy`). Sizes per profile: :data:`SETTINGS`, read with
+:func:`tlcourse.profiles.settings_for`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tlcourse.checks import check_int, check_tensor
 from tlcourse.data import make_loader, split_indices
 from tlcourse.fusion import StateDict
-from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
 
-__all__ = ["FusionSettings", "SETTINGS", "settings", "MNIST_MEAN", "MNIST_STD", "rotate_digits", "make_broad_digits",
+__all__ = ["FusionSettings", "SETTINGS", "MNIST_MEAN", "MNIST_STD", "rotate_digits", "make_broad_digits",
            "optical_digits_as_mnist", "TargetTask", "load_target_task", "make_digit_mlp", "pretrain_digit_classifier",
            "fine_tune_copy", "permute_hidden_units"]
 
@@ -44,8 +44,7 @@ class FusionSettings:
         max_pretrain_digits: MNIST digits used for pretraining (before augmented copies).
         pretrain_copies: randomly rotated and degraded copies of each pretraining digit.
         pretrain_rotation_degrees: pretraining rotations are uniform in ``[-d, d]``.
-        pretrain_epochs: epochs of pretraining.
-        pretrain_batch_size: examples per pretraining step.
+        pretrain_epochs: epochs of pretraining. pretrain_batch_size: examples per pretraining step.
         num_train_examples: labelled target training examples per seed (few: a narrow task).
         max_eval_examples: cap on target validation and test examples.
         shift_rotation_degrees: the shifted test set rotates each test digit by ``+d`` or ``-d``.
@@ -53,8 +52,7 @@ class FusionSettings:
         finetune_epochs: epochs of each fine-tuning run.
         num_seeds: repetitions (target split, shift and fine-tuning seeds) of the comparisons.
         num_alphas: interpolation coefficients in ``[0, 1]`` for the WiSE-FT curve.
-        batch_size: examples per step.
-        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
+        batch_size: examples per step. max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
         barrier_hidden_size: width of the narrow MLP of the loss-barrier experiment.
         barrier_epochs: epochs of each narrow MLP trained from a random initialisation.
         num_barrier_models: narrow MLPs from random initialisations, and random permutations.
@@ -94,23 +92,6 @@ SETTINGS: dict[str, FusionSettings] = {
 }
 # gpu: the same experiment with more seeds (narrower intervals) and a finer alpha grid
 SETTINGS["gpu"] = replace(SETTINGS["cpu"], num_seeds=20, num_alphas=21, barrier_epochs=20, num_barrier_models=6)
-
-
-def settings(profile: Profile) -> FusionSettings:
-    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
-
-    Args:
-        profile: a :class:`tlcourse.profiles.Profile`.
-
-    Returns:
-        The :class:`FusionSettings`.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> len(settings(get_profile("cpu")).learning_rates)
-        6
-    """
-    return settings_for(SETTINGS, profile)
 
 
 def _check_digits(images: torch.Tensor) -> None:

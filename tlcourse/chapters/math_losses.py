@@ -7,9 +7,9 @@ way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/ch
 * :func:`binary_cross_entropy_with_logits` for a single sigmoid output,
 * :func:`softmax_cross_entropy_gradient`, the closed form ``softmax(z) - onehot(y)``,
 * :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
-* :func:`two_layer_forward` and :func:`two_layer_backward`, backpropagation by hand through
-  ``linear -> tanh -> linear -> softmax cross-entropy``,
-* :func:`settings`, the sizes of the chapter's L2-SP versus plain-L2 run.
+* :data:`SETTINGS`, the sizes of the chapter's L2-SP versus plain-L2 run.
+
+Backpropagation by hand through a two-layer network is in :mod:`tlcourse.chapters.math_backprop`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ import torch
 from torch import nn
 
 from tlcourse.checks import check_module, check_number, check_tensor, describe
-from tlcourse.profiles import Profile, settings_for
 
 __all__ = ["log_softmax", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
-           "softmax_cross_entropy_gradient", "l2_sp_penalty", "PenalisedLoss", "TwoLayerCache",
-           "two_layer_forward", "two_layer_backward", "MathSettings", "SETTINGS", "settings"]
+           "softmax_cross_entropy_gradient", "l2_sp_penalty", "PenalisedLoss", "MathSettings", "SETTINGS"]
 
 
 def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -271,101 +269,6 @@ class PenalisedLoss:
 
 
 @dataclass(frozen=True)
-class TwoLayerCache:
-    """Intermediate tensors of :func:`two_layer_forward`, needed by the backward pass.
-
-    Attributes:
-        inputs: ``x``, ``(N, D)``.
-        pre_activation: ``a = x W1^T + b1``, ``(N, H)``.
-        hidden: ``h = tanh(a)``, ``(N, H)``.
-        logits: ``z = h W2^T + b2``, ``(N, K)``.
-        labels: ``y``, ``(N,)``.
-    """
-
-    inputs: torch.Tensor
-    pre_activation: torch.Tensor
-    hidden: torch.Tensor
-    logits: torch.Tensor
-    labels: torch.Tensor
-
-
-def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
-                      weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, TwoLayerCache]:
-    """Mean softmax cross-entropy of ``linear -> tanh -> linear``.
-
-    Args:
-        inputs: ``(N, D)``.
-        labels: ``(N,)`` classes.
-        weights: ``"W1"`` ``(H, D)``, ``"b1"`` ``(H,)``, ``"W2"`` ``(K, H)``, ``"b2"`` ``(K,)``.
-
-    Returns:
-        ``(loss, cache)``.
-
-    Raises:
-        ValueError: on missing weights or inconsistent shapes.
-
-    Example:
-        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
-        ...      "b2": torch.zeros(4)}
-        >>> two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)[0]
-        tensor(1.3863)
-    """
-    check_tensor("inputs", inputs)
-    missing = {"W1", "b1", "W2", "b2"} - set(weights if isinstance(weights, Mapping) else ())
-    if missing:
-        raise ValueError(f"weights must map 'W1', 'b1', 'W2', 'b2' to tensors; missing {sorted(missing)}")
-    for key in ("W1", "b1", "W2", "b2"):
-        check_tensor(f"weights[{key!r}]", weights[key])
-    w1, b1, w2, b2 = weights["W1"], weights["b1"], weights["W2"], weights["b2"]
-    if inputs.dim() != 2 or w1.dim() != 2 or w2.dim() != 2:
-        raise ValueError("inputs, W1 and W2 must be matrices")
-    if w1.shape[1] != inputs.shape[1] or b1.shape != (w1.shape[0],) or w2.shape[1] != w1.shape[0] \
-            or b2.shape != (w2.shape[0],):
-        raise ValueError(
-            f"inconsistent shapes: inputs {tuple(inputs.shape)}, W1 {tuple(w1.shape)}, "
-            f"b1 {tuple(b1.shape)}, W2 {tuple(w2.shape)}, b2 {tuple(b2.shape)}"
-        )
-    pre_activation = inputs @ w1.T + b1  # (N, H)
-    hidden = torch.tanh(pre_activation)  # (N, H)
-    logits = hidden @ w2.T + b2  # (N, K)
-    loss = softmax_cross_entropy(logits, labels)
-    return loss, TwoLayerCache(inputs, pre_activation, hidden, logits, labels)
-
-
-def two_layer_backward(cache: TwoLayerCache,
-                       weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every gradient of the mean loss of :func:`two_layer_forward`, by the chain rule.
-
-    Args:
-        cache: from :func:`two_layer_forward`.
-        weights: the same weights.
-
-    Returns:
-        Gradients ``"logits"`` ``(N, K)``, ``"W2"``, ``"b2"``, ``"hidden"`` ``(N, H)``,
-        ``"pre_activation"`` ``(N, H)``, ``"W1"``, ``"b1"``, ``"inputs"`` ``(N, D)``.
-
-    Example:
-        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
-        ...      "b2": torch.zeros(4)}
-        >>> _, c = two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)
-        >>> two_layer_backward(c, w)["b2"]
-        tensor([-0.7500,  0.2500,  0.2500,  0.2500])
-    """
-    if not isinstance(cache, TwoLayerCache):
-        raise TypeError(f"cache must be the TwoLayerCache from two_layer_forward, got {describe(cache)}")
-    grad_logits = softmax_cross_entropy_gradient(cache.logits, cache.labels)  # (N, K), has 1/N
-    grad_w2 = grad_logits.T @ cache.hidden  # (K, H)
-    grad_b2 = grad_logits.sum(dim=0)  # (K,)
-    grad_hidden = grad_logits @ weights["W2"]  # (N, H)
-    grad_pre = grad_hidden * (1.0 - cache.hidden.pow(2))  # tanh'(a) = 1 - tanh(a)^2
-    grad_w1 = grad_pre.T @ cache.inputs  # (H, D)
-    grad_b1 = grad_pre.sum(dim=0)  # (H,)
-    grad_inputs = grad_pre @ weights["W1"]  # (N, D)
-    return {"logits": grad_logits, "W2": grad_w2, "b2": grad_b2, "hidden": grad_hidden,
-            "pre_activation": grad_pre, "W1": grad_w1, "b1": grad_b1, "inputs": grad_inputs}
-
-
-@dataclass(frozen=True)
 class MathSettings:
     """Sizes of the math chapter's L2-SP versus plain-L2 fine-tuning run under one profile.
 
@@ -401,20 +304,3 @@ SETTINGS: dict[str, MathSettings] = {
     "gpu": MathSettings(batch_size=128, num_train=1000, num_eval=500, num_seeds=3, num_epochs=3,
                         max_steps_per_epoch=None, image_size=224),
 }
-
-
-def settings(profile: Profile) -> MathSettings:
-    """The math chapter's sizes for ``profile`` (from :data:`SETTINGS`).
-
-    Args:
-        profile: the run profile.
-
-    Returns:
-        The frozen :class:`MathSettings`.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("cpu")).num_seeds
-        3
-    """
-    return settings_for(SETTINGS, profile)

@@ -1,6 +1,6 @@
 """The parameter-efficient fine-tuning chapter: its sizes per profile and its bookkeeping.
 
-* :data:`SETTINGS` / :func:`settings`: the chapter's sizes for each profile;
+* :data:`SETTINGS`: the chapter's sizes for each profile (read with :func:`tlcourse.profiles.settings_for`);
 * :func:`load_film_splits`: snippets split by film, plus a same-film retrieval set (the "source task");
 * :func:`build_classifier`: MiniLM (or BERT) with a mean-pooled linear head, made trainable the
   way a method asks (linear probe, BitFit, LoRA through ``peft``, full fine-tuning);
@@ -28,12 +28,11 @@ from tlcourse.metrics import nearest_neighbour_accuracy
 from tlcourse.models import SentenceClassifier, load_text_encoder
 from tlcourse.optimization import linear_warmup_schedule, weight_decay_groups
 from tlcourse.plotting import new_axes
-from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import make_generator
 from tlcourse.text import sentence_features
 from tlcourse.train import fit
 
-__all__ = ["PeftSettings", "SETTINGS", "settings", "FilmSplits", "load_film_splits", "METHODS", "LORA_TARGETS",
+__all__ = ["PeftSettings", "SETTINGS", "FilmSplits", "load_film_splits", "METHODS", "LORA_TARGETS",
            "build_classifier", "train_steps", "encoder_retrieval_accuracy", "plot_forgetting_tradeoff"]
 
 
@@ -110,26 +109,6 @@ SETTINGS: dict[str, PeftSettings] = {
                         learning_rates={"probe": 1e-2, "bitfit": 1e-3, "lora": 5e-4, "full": 2e-5},
                         l2_sp_strength=1.0, wise_alphas=(0.0, 0.25, 0.5, 0.75, 1.0), warmup_fraction=0.1),
 }
-
-
-def settings(profile: Profile) -> PeftSettings:
-    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
-
-    Args:
-        profile: the run profile.
-
-    Returns:
-        The :class:`PeftSettings` row of that profile.
-
-    Raises:
-        ValueError: a profile without a row.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("cpu")).num_seeds
-        3
-    """
-    return settings_for(SETTINGS, profile)
 
 
 @dataclass(frozen=True)
