@@ -16,9 +16,9 @@ The library, one concept per module (it never imports a chapter or the command l
 - ``metrics`` (accuracy, paired differences), ``claims`` (lessons checked by code), ``plotting``;
 - ``cli`` (``python -m tlcourse``), on top, imported by nobody.
 
-``tlcourse.chapters`` holds one module per chapter (``concepts``, ``math_losses``/``math_backprop``/
-``math_optim``, ``vgg16``, ``bert``, ``peft``, ``fusion``): its ``SETTINGS`` table of sizes per profile,
-read with ``profiles.settings_for(SETTINGS, profile)``, and its helpers.
+``tlcourse.chapters`` holds one module per chapter (``concepts``/``concepts_experiments``,
+``math_losses``/``math_backprop``/``math_optim``, ``vgg16``, ``bert``, ``peft``, ``fusion``): its ``SETTINGS``
+table of sizes per profile, read with ``profiles.settings_for(SETTINGS, profile)``, and its helpers.
 Import what you use, e.g. ``from tlcourse.train import fit``.
 """
 

@@ -1,4 +1,4 @@
-"""Tests for tlcourse.chapters.concepts: stages, equal steps, selection on validation, BatchNorm, tables, bad inputs."""
+"""Tests for tlcourse.chapters.concepts and concepts_experiments: stages, equal steps, selection on validation, BatchNorm, tables, bad inputs."""
 
 from __future__ import annotations
 
@@ -19,15 +19,18 @@ from tlcourse.chapters.concepts import (
     STRATEGIES,
     SmallCNN,
     TransferSplits,
-    accuracies,
     budget_subset,
+    settings,
+    strategy_stages,
+    train_stage,
+    train_strategy,
+)
+from tlcourse.chapters.concepts_experiments import (
+    accuracies,
+    held_out_accuracy,
     pretrain_sources,
     run_budget_comparison,
     run_negative_transfer,
-    settings,
-    strategy_stages,
-    held_out_accuracy,
-    train_strategy,
 )
 from tlcourse.profiles import get_profile
 from tlcourse.train import evaluate
@@ -168,6 +171,42 @@ def test_full_stage_keeps_pretrained_batchnorm_but_scratch_trains_it(config, spl
     mean_before = scratch[2].running_mean.clone()
     train_strategy(scratch, "4", "scratch", [("full", 3)], splits.pool, splits.validation, config, 0)
     assert not torch.equal(scratch[2].running_mean, mean_before)
+
+
+def test_lp_ft_is_the_probe_then_fine_tuning_written_by_hand(config, splits):
+    # Reference: the two stages by hand, one best-on-validation record through both; BatchNorm frozen in the second.
+    start = _norm_network()
+    model = _norm_network()
+    model.load_state_dict(start.state_dict())
+    returned = train_strategy(model, "4", "lp_ft", [("probe", 2), ("full", 2)], splits.pool, splits.validation,
+                              config, 0)
+    by_hand = _norm_network()
+    by_hand.load_state_dict(start.state_dict())
+    by_hand.requires_grad_(False)
+    by_hand[4].requires_grad_(True)
+    best = train_stage(by_hand, LEARNING_RATES["lp_ft"]["probe"], 2, splits.pool, splits.validation, config, 0)
+    by_hand.requires_grad_(True)
+    by_hand[2].requires_grad_(False)
+    accuracy, state = train_stage(by_hand, LEARNING_RATES["lp_ft"]["full"], 2, splits.pool, splits.validation,
+                                  config, 0, best)
+    assert returned == accuracy
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[name], rtol=0, atol=0)
+    for name in ("2.weight", "2.bias", "2.running_mean", "2.running_var"):  # BatchNorm as pretrained
+        torch.testing.assert_close(model.state_dict()[name], start.state_dict()[name], rtol=0, atol=0)
+
+
+def test_train_stage_trains_only_what_requires_gradients(config, splits):
+    model = SmallCNN(5)
+    model.features.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    accuracy, state = train_stage(model, [1e-2], 2, splits.pool, splits.validation, config, 0)
+    assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("features"))
+    assert not torch.equal(state["classifier.weight"], before["classifier.weight"])
+    model.load_state_dict(state)
+    assert accuracy == held_out_accuracy(model, splits.validation)  # the record is the validation accuracy
+    with pytest.raises(ValueError, match="learning_rates is empty"):
+        train_stage(model, [], 2, splits.pool, splits.validation, config, 0)
 
 
 def test_returns_best_validation_accuracy_and_keeps_those_weights(config, splits):

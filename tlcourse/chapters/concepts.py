@@ -1,7 +1,8 @@
-"""Experiments of the chapter *Concepts of transfer learning*: when transfer beats scratch, and when not.
+"""The chapter *Concepts of transfer learning*: its settings, data, network and how every strategy is trained.
 
-Settings (:data:`SETTINGS`), a small CNN, MNIST digits 0-4 (source) and 5-9 (target), :func:`train_strategy` (shown
-in the chapter), and three experiments: label budgets, an ImageNet backbone, negative transfer from an output layer."""
+Settings (:data:`SETTINGS`), a small CNN, MNIST digits 0-4 (source) and 5-9 (target), and the training procedure
+shown in the chapter (:func:`train_strategy`, :func:`train_stage`). The chapter's three experiments (label budgets,
+an ImageNet backbone, negative transfer from an output layer) are in :mod:`tlcourse.chapters.concepts_experiments`."""
 
 from __future__ import annotations
 
@@ -14,20 +15,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from tlcourse.batchnorm import batchnorm_mode_accuracies
-from tlcourse.checks import check_choice, check_instance, check_int, describe
+from tlcourse.checks import check_choice, check_instance, check_int, check_sequence
 from tlcourse.data import load_mnist_5k, make_loader, per_class_subset, split_indices
-from tlcourse.images import mnist_as_rgb
-from tlcourse.models import load_image_model
 from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
-from tlcourse.transfer import extract_features, freeze, split_head, unfreeze
+from tlcourse.transfer import freeze, freeze_batchnorm, linear_probe_then_fine_tune, unfreeze
 
 __all__ = ["STRATEGIES", "LEARNING_RATES", "VALIDATION_CHECKS", "ConceptsSettings", "SETTINGS", "settings",
-           "SmallCNN", "TransferSplits", "load_transfer_splits", "budget_subset", "strategy_stages", "train_strategy",
-           "held_out_accuracy", "accuracies", "pretrain_sources", "run_budget_comparison", "run_imagenet_comparison",
-           "run_negative_transfer"]
+           "SmallCNN", "TransferSplits", "load_transfer_splits", "budget_subset", "strategy_stages", "train_stage",
+           "train_strategy"]
 
 STRATEGIES: tuple[str, ...] = ("scratch", "linear_probe", "fine_tune", "lp_ft")
 # Two candidates per stage, one picked per run on validation (train_strategy): a head alone takes large steps,
@@ -210,13 +207,49 @@ def strategy_stages(strategy: str, num_epochs: int, probe_fraction: float = 0.5)
     return [("probe", probe), ("full", num_epochs - probe)]
 
 
-def train_strategy(model: nn.Module, head: str | None, strategy: str, stages: Sequence[tuple[str, int]],
-                   train_set: Dataset, validation_set: Dataset, config: ConceptsSettings, seed: int) -> float:
-    """Train ``model`` stage by stage; per stage, pick the learning rate and the epoch on validation only.
+def train_stage(model: nn.Module, learning_rates: Sequence[float], num_epochs: int, train_set: Dataset,
+                validation_set: Dataset, config: ConceptsSettings, seed: int,
+                best: tuple[float, dict] | None = None) -> tuple[float, dict]:
+    """Train the parameters of ``model`` that require gradients; pick learning rate and epoch on validation only.
 
-    Every candidate learning rate of a stage (:data:`LEARNING_RATES`) starts from the best weights so far, on the
-    same batches; the validation set is scored :data:`VALIDATION_CHECKS` times per stage at most. ``"probe"`` trains
-    under ``head`` only (everything if None); ``"full"`` everything but a pretrained network's frozen BatchNorm.
+    Every candidate learning rate starts from the best weights so far (``best``, else ``model``'s), on the same
+    batches; the validation set is scored :data:`VALIDATION_CHECKS` times at most.
+
+    Args:
+        model: the network, trained in place. learning_rates: the candidates. num_epochs: epochs per candidate.
+        train_set, validation_set: labelled target examples, held-out ones. config: batch size, device, step cap.
+        seed: the loader's shuffling. best: ``(validation accuracy, state dict)`` of an earlier stage, to beat.
+
+    Returns:
+        The new ``(best validation accuracy, its state dict)``; ``model`` holds the last candidate's weights.
+    """
+    check_sequence("learning_rates", learning_rates)  # no candidate would train nothing, silently
+    check_int("num_epochs", num_epochs)
+    best_accuracy, best_state = best if best is not None else (-1.0, copy.deepcopy(model.state_dict()))
+    start = best_state  # LP-FT's full stage starts from the probe's best head
+    validation_loader = make_loader(validation_set, batch_size=256, shuffle=False)
+    for lr in learning_rates:
+        model.load_state_dict(start)
+        seed_everything(seed)  # the same batches for every candidate
+        loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        every = math.ceil(num_epochs / VALIDATION_CHECKS)  # epochs between two scorings of the validation set
+        for done in range(0, num_epochs, every):
+            fit(model, loader, optimizer, num_epochs=min(every, num_epochs - done), device=config.device,
+                max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
+            accuracy = float(evaluate(model, validation_loader, device=config.device)["accuracy"])
+            if accuracy > best_accuracy:  # learning rate and stopping point, on validation only
+                best_accuracy, best_state = accuracy, copy.deepcopy(model.state_dict())
+    return best_accuracy, best_state
+
+
+def train_strategy(model: nn.Module, head: str, strategy: str, stages: Sequence[tuple[str, int]],
+                   train_set: Dataset, validation_set: Dataset, config: ConceptsSettings, seed: int) -> float:
+    """Train ``model`` with one strategy: choose what each stage trains, then :func:`train_stage` trains it.
+
+    A probe trains the parameters under ``head`` only; a full stage everything, but a pretrained network's
+    BatchNorm stays frozen (:func:`tlcourse.transfer.freeze_batchnorm`); LP-FT is the library's
+    :func:`tlcourse.transfer.linear_probe_then_fine_tune`, with one best-on-validation record through both stages.
 
     Args:
         model: the network, trained in place. head: parameter-name prefix of its head, e.g. ``"classifier"``.
@@ -228,193 +261,24 @@ def train_strategy(model: nn.Module, head: str | None, strategy: str, stages: Se
         The best validation accuracy; ``model`` holds the weights that reached it.
     """
     check_choice("strategy", strategy, STRATEGIES)  # it picks the learning rates
-    validation_loader = make_loader(validation_set, batch_size=256, shuffle=False)
-    best_accuracy, best_state = -1.0, copy.deepcopy(model.state_dict())
-    for stage, num_epochs in stages:
-        start = best_state  # LP-FT's full stage starts from the probe's best head
-        for lr in LEARNING_RATES[strategy][stage]:
-            model.load_state_dict(start)
-            seed_everything(seed)  # the same batches for every candidate
-            loader = make_loader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
-            freeze(model)  # requires_grad = False everywhere, then switch on what this stage trains
-            unfreeze(model, head if stage == "probe" else None)
-            if stage == "full" and strategy != "scratch":
-                for module in model.modules():  # pretrained BatchNorm keeps its statistics (see below)
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.requires_grad_(False)
-            optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-            every = math.ceil(num_epochs / VALIDATION_CHECKS)  # epochs between two scorings of the validation set
-            for done in range(0, num_epochs, every):
-                fit(model, loader, optimizer, num_epochs=min(every, num_epochs - done), device=config.device,
-                    max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
-                accuracy = float(evaluate(model, validation_loader, device=config.device)["accuracy"])
-                if accuracy > best_accuracy:  # learning rate and stopping point, on validation only
-                    best_accuracy, best_state = accuracy, copy.deepcopy(model.state_dict())
+    best = None
+
+    def train(stage: str, num_epochs: int) -> None:
+        nonlocal best
+        best = train_stage(model, LEARNING_RATES[strategy][stage], num_epochs, train_set, validation_set,
+                           config, seed, best)
+
+    if strategy == "lp_ft":  # the head alone, then everything but BatchNorm from the probe's best head
+        (_, probe_epochs), (_, full_epochs) = stages
+        linear_probe_then_fine_tune(model, head, probe=lambda _: train("probe", probe_epochs),
+                                    fine_tune=lambda _: train("full", full_epochs))
+    else:
+        (stage, num_epochs), = stages
+        freeze(model)  # requires_grad = False everywhere, then switch on what this strategy trains
+        unfreeze(model, head if stage == "probe" else None)
+        if strategy == "fine_tune":
+            freeze_batchnorm(model)  # pretrained BatchNorm keeps its statistics (see below)
+        train(stage, num_epochs)
     unfreeze(model)
-    model.load_state_dict(best_state)
-    return best_accuracy
-
-
-def _epochs(config: ConceptsSettings, train_set: Dataset) -> int:
-    size = len(train_set)  # type: ignore[arg-type]
-    steps_per_epoch = min(math.ceil(size / config.batch_size), config.max_steps_per_epoch or size)
-    return max(2, math.ceil(config.target_steps / steps_per_epoch))
-
-
-def held_out_accuracy(model: nn.Module, test_set: Dataset, device: str = "cpu") -> float:
-    """Accuracy of ``model`` on ``test_set`` (the one look at the test data per run), in ``[0, 1]``."""
-    check_int("len(test_set)", len(test_set))  # an empty test set has no accuracy
-    return float(evaluate(model, make_loader(test_set, batch_size=256, shuffle=False), device=device)["accuracy"])
-
-
-def _check_run(splits: TransferSplits, config: ConceptsSettings, sources: dict | None = None) -> None:
-    check_instance("splits", splits, TransferSplits)
-    check_instance("config", config, ConceptsSettings)
-    if sources is not None and not (isinstance(sources, dict) and set(config.seeds) <= set(sources)):
-        raise ValueError(f"sources must hold a source network for every seed {list(config.seeds)}, got {describe(sources)}")
-
-
-def pretrain_sources(splits: TransferSplits, config: ConceptsSettings) -> dict[int, SmallCNN]:
-    """One :class:`SmallCNN` per seed trained on the source task (digits 0-4).
-
-    Args:
-        splits: the data. config: seeds, epochs, batch size and device.
-
-    Returns:
-        ``{seed: trained network}``, in eval mode.
-    """
-    _check_run(splits, config)
-    sources = {}
-    for seed in config.seeds:
-        seed_everything(seed)
-        model = SmallCNN(5)
-        loader = make_loader(splits.source, batch_size=config.batch_size, shuffle=True, seed=seed)
-        fit(model, loader, torch.optim.Adam(model.parameters(), lr=1e-3), num_epochs=config.source_epochs,
-            device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=False)
-        sources[seed] = model.eval()
-    return sources
-
-
-def run_budget_comparison(splits: TransferSplits, sources: dict[int, SmallCNN],
-                          config: ConceptsSettings) -> list[dict[str, object]]:
-    """Every strategy at every budget and seed, from the seed's source network (scratch: random weights).
-
-    Args:
-        splits: the data. sources: from :func:`pretrain_sources`. config: budgets, seeds, steps.
-
-    Returns:
-        One row per run: ``{"budget", "strategy", "seed", "validation", "accuracy"}`` (accuracy on test).
-    """
-    _check_run(splits, config, sources)
-    rows: list[dict[str, object]] = []
-    for seed in config.seeds:
-        for budget in config.budgets:
-            train_set = budget_subset(splits.pool, budget, seed)
-            for strategy in STRATEGIES:
-                seed_everything(seed)  # the same fresh head for every strategy of this seed
-                model = SmallCNN(5)
-                if strategy != "scratch":
-                    model.features.load_state_dict(sources[seed].features.state_dict())
-                stages = strategy_stages(strategy, _epochs(config, train_set), config.probe_fraction)
-                validation = train_strategy(model, "classifier", strategy, stages, train_set, splits.validation,
-                                            config, seed)
-                rows.append({"budget": budget, "strategy": strategy, "seed": seed, "validation": validation,
-                             "accuracy": held_out_accuracy(model, splits.test, config.device)})
-    return rows
-
-
-def run_imagenet_comparison(profile: Profile, splits: TransferSplits,
-                            config: ConceptsSettings) -> tuple[list[dict[str, object]], str]:
-    """Linear probe and LP-FT of the ImageNet backbone at ``config.comparison_budget``, per seed.
-
-    The probe trains on features computed once (a frozen backbone gives the same features every epoch); LP-FT
-    continues from that probe's best head for the remaining epochs.
-
-    Args:
-        profile: picks the backbone (:func:`tlcourse.models.load_image_model`). splits: the data.
-        config: sizes, seeds (``imagenet_seeds``) and device.
-
-    Returns:
-        ``(rows, asset)``: rows ``{"budget", "strategy", "seed", "validation", "accuracy"}``, LP-FT's also with
-        ``"stored_statistics"`` and ``"batch_statistics"`` of the probed network on its training batch
-        (:func:`tlcourse.batchnorm.batchnorm_mode_accuracies`); the asset name used.
-    """
-    _check_run(splits, config)  # a wrong profile is named by resolve
-    loaded = load_image_model(profile, 5)
-
-    def as_rgb(part: TensorDataset) -> TensorDataset:  # (N, 1, 28, 28) in [0, 1] -> (N, 3, S, S) normalised
-        digits = part.tensors[0].squeeze(1).mul(255).round().to(torch.uint8)
-        return TensorDataset(mnist_as_rgb(digits, config.image_size, loaded.mean, loaded.std), part.tensors[1])
-
-    data = {seed: as_rgb(budget_subset(splits.pool, config.comparison_budget, seed)) for seed in config.imagenet_seeds}
-    data.update(validation=as_rgb(splits.validation), test=as_rgb(splits.test))
-    backbone, _ = split_head(copy.deepcopy(loaded.model), loaded.head)
-    features = {key: extract_features(backbone, make_loader(part, 128, shuffle=False), config.device)
-                for key, part in data.items()}
-    del backbone  # one copy of the network fewer in memory while fine-tuning
-    rows: list[dict[str, object]] = []
-    for seed in config.imagenet_seeds:
-        train_set, validation, test, train_features = data[seed], data["validation"], data["test"], features[seed]
-        for strategy in ("linear_probe", "lp_ft"):
-            seed_everything(seed)
-            model = copy.deepcopy(loaded.model) if strategy == "lp_ft" else loaded.model  # a probe trains the head only
-            head = model.get_submodule(loaded.head)
-            head.reset_parameters()  # the same fresh head for both strategies of this seed
-            (_, probe_epochs), *rest = strategy_stages(strategy, _epochs(config, train_set), config.probe_fraction)
-            score = train_strategy(head, None, strategy, [("probe", probe_epochs)], train_features,
-                                   features["validation"], config, seed)
-            row = {"budget": config.comparison_budget, "strategy": f"{strategy} ({loaded.architecture})", "seed": seed}
-            if rest:  # LP-FT: the probed network, then fine-tuning with BatchNorm kept as pretrained
-                stored, batch = batchnorm_mode_accuracies(model, *train_set.tensors)
-                row.update({"stored_statistics": stored, "batch_statistics": batch})
-                score = train_strategy(model, loaded.head, strategy, rest, train_set, validation, config, seed)
-                accuracy = held_out_accuracy(model, test, config.device)
-            else:
-                accuracy = held_out_accuracy(head, features["test"], config.device)
-            rows.append({**row, "validation": score, "accuracy": accuracy})
-    return rows, loaded.asset
-
-
-def run_negative_transfer(splits: TransferSplits, sources: dict[int, SmallCNN],
-                          config: ConceptsSettings) -> list[dict[str, object]]:
-    """A linear probe on the source network's output layer (its 5 logits) at ``config.comparison_budget``.
-
-    Args:
-        splits: the data. sources: from :func:`pretrain_sources`. config: seeds, steps and device.
-
-    Returns:
-        Rows ``{"budget", "strategy", "seed", "validation", "accuracy"}``, as :func:`run_budget_comparison`.
-    """
-    _check_run(splits, config, sources)
-    rows: list[dict[str, object]] = []
-    for seed in config.seeds:
-        train_set = budget_subset(splits.pool, config.comparison_budget, seed)
-        seed_everything(seed)  # (B, 1, 28, 28) -> the frozen source's 5 logits -> a new linear head "1"
-        model = nn.Sequential(copy.deepcopy(sources[seed]), nn.Linear(5, 5))
-        stages = strategy_stages("linear_probe", _epochs(config, train_set))
-        validation = train_strategy(model, "1", "linear_probe", stages, train_set, splits.validation, config, seed)
-        rows.append({"budget": config.comparison_budget, "strategy": "linear_probe (source output layer)", "seed": seed,
-                     "validation": validation, "accuracy": held_out_accuracy(model, splits.test, config.device)})
-    return rows
-
-
-def accuracies(rows: Sequence[dict[str, object]], strategy: str, budget: int,
-               seeds: Sequence[int] | None = None) -> list[float]:
-    """Test accuracies of one strategy at one budget, in seed order (to pair with another's).
-
-    Args:
-        rows: rows of the run functions. strategy: its name in the rows. budget: labels per class.
-        seeds: keep only these seeds; default all.
-
-    Returns:
-        The accuracies, sorted by seed; ``ValueError`` if no row matches.
-
-    Example:
-        >>> accuracies([{"budget": 2, "strategy": "scratch", "seed": 1, "accuracy": 0.5}], "scratch", 2)
-        [0.5]
-    """
-    chosen = [r for r in rows if r["strategy"] == strategy and r["budget"] == budget
-              and (seeds is None or r["seed"] in seeds)]
-    if not chosen:
-        raise ValueError(f"no row for strategy {strategy!r} at budget {budget}")
-    return [float(r["accuracy"]) for r in sorted(chosen, key=lambda r: r["seed"])]  # type: ignore[arg-type,misc]
+    model.load_state_dict(best[1])
+    return best[0]
