@@ -76,17 +76,22 @@ def _truncate(path, keep=0.5):
     path.write_bytes(data[: int(len(data) * keep)])
 
 
+def _assert_cached_only_while_whole(name, file, keep):
+    # cached now; not once `file` is cut to the share `keep` of its bytes; nor once it is gone
+    assert is_cached(name)
+    _truncate(file, keep=keep)
+    assert not is_cached(name)
+    file.unlink()
+    assert not is_cached(name)
+
+
 def test_vgg16_weights_are_cached_only_when_their_hash_matches(monkeypatch, tmp_path):
     import torch
 
     monkeypatch.delenv("TLCOURSE_REHEARSAL", raising=False)
     weights = _torch_hub_file(tmp_path, {"w": torch.arange(1000.0)})
     monkeypatch.setattr("tlcourse.assets._vgg16_file", lambda: weights)
-    assert is_cached("vgg16-imagenet")
-    _truncate(weights)
-    assert not is_cached("vgg16-imagenet")
-    weights.unlink()
-    assert not is_cached("vgg16-imagenet")
+    _assert_cached_only_while_whole("vgg16-imagenet", weights, keep=0.5)
 
 
 def test_vgg16_in_the_rehearsal_is_checked_as_a_whole_zip_since_no_hash_can_match(monkeypatch, tmp_path):
@@ -129,21 +134,13 @@ def test_cifar10_is_cached_only_when_every_file_matches_torchvisions_md5(monkeyp
     monkeypatch.setattr(CIFAR10, "train_list", [[n, md5[n]] for n, _ in CIFAR10.train_list])
     monkeypatch.setattr(CIFAR10, "test_list", [[n, md5[n]] for n, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
-    assert is_cached("cifar10")
-    _truncate(folder / "data_batch_3", keep=0.99)
-    assert not is_cached("cifar10")
-    (folder / "data_batch_3").unlink()
-    assert not is_cached("cifar10")
+    _assert_cached_only_while_whole("cifar10", folder / "data_batch_3", keep=0.99)
 
 
 def test_cifar10_in_the_rehearsal_is_cached_only_when_every_pickle_is_whole(monkeypatch, tmp_path):
     monkeypatch.setenv("TLCOURSE_REHEARSAL", "1")
     folder = _cifar10_folder(monkeypatch, tmp_path)
-    assert is_cached("cifar10")
-    _truncate(folder / "test_batch", keep=0.7)
-    assert not is_cached("cifar10")
-    (folder / "test_batch").unlink()
-    assert not is_cached("cifar10")
+    _assert_cached_only_while_whole("cifar10", folder / "test_batch", keep=0.7)
 
 
 def test_sst2_is_cached_only_when_each_split_matches_its_sidecar(monkeypatch, tmp_path):

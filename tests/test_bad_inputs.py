@@ -421,7 +421,7 @@ def _text_dataset():
 
 CASES += [
     # ---- chapters.concepts ----
-    case("chapters.concepts.settings", "profile", "wrong type", "smoke", TE, r"Profile"),
+    case("chapters.concepts.settings_on_device", "profile", "wrong type", "smoke", TE, r"Profile"),
     case("chapters.concepts.SmallCNN", "num_classes", "out of range", 0, V, r"positive int"),
     case("chapters.concepts.load_transfer_splits", "config", "None", None, TE, r"ConceptsSettings"),
     case("chapters.concepts.budget_subset", "budget", "out of range", 0, V, r"positive int",

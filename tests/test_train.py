@@ -103,12 +103,18 @@ def test_interrupted_run_resumes_to_the_same_weights(kind, tmp_path):
     assert history["train_loss"] == reference_history["train_loss"]
 
 
-def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
-    path = tmp_path / "run.safetensors"
+def _after_one_checkpointed_epoch(path):
+    # a linear model trained one epoch with a checkpoint at `path`: the run the next fit resumes
     model = nn.Linear(2, 2)
     loader = make_loader(TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), 4, shuffle=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     fit(model, loader, optimizer, num_epochs=1, checkpoint_path=path, progress=False)
+    return model, loader, optimizer
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
+    path = tmp_path / "run.safetensors"
+    model, loader, optimizer = _after_one_checkpointed_epoch(path)
 
     def loss_that_explodes(logits, targets):
         return F.cross_entropy(logits, targets) * float("nan")
@@ -240,10 +246,7 @@ def test_nan_gradient_in_the_last_step_writes_no_checkpoint(tmp_path):
     from tlcourse.checkpoint import CheckpointError
 
     path = tmp_path / "run.safetensors"
-    model = nn.Linear(2, 2)
-    loader = make_loader(TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), 4, shuffle=False)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    fit(model, loader, optimizer, num_epochs=1, checkpoint_path=path, progress=False)
+    model, loader, optimizer = _after_one_checkpointed_epoch(path)
     good = {k: v.clone() for k, v in model.state_dict().items()}
 
     def poison_gradient(epoch: int, step: int, loss: float) -> None:

@@ -4,7 +4,7 @@ global rcParams, and returns the figure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -151,6 +151,27 @@ def plot_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, n
     return figure
 
 
+def _diagram(ax: Axes, width: float) -> tuple[Callable[..., None], Callable[..., None]]:
+    # A blank drawing area of width x 6 units and its two shapes: a labelled box (x, y, w, h, text, colour)
+    # and an arrow (x0, y0, x1, y1, optional label written just above the arrow's higher end).
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, 6)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
+        if text:
+            ax.text((x0 + x1) / 2, max(y0, y1) + 0.12, text, ha="center", va="bottom", fontsize=8)
+
+    return box, arrow
+
+
 def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     """Draw the vocabulary: source/target domain and task, shared vs task-specific layers, stages.
 
@@ -163,21 +184,8 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
     Example:
         >>> figure = plot_transfer_vocabulary()
     """
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
     figure, ax = new_axes(ax, (10, 5))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 6)
-    ax.axis("off")
-
-    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
-        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
-
-    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
-        if text:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.15, text, ha="center", fontsize=8)
+    box, arrow = _diagram(ax, width=10)
 
     # Source row (top) and target row (bottom): domain -> shared layers -> task head.
     for y, role, domain, task in ((4.0, "source", "D_S = (X_S, P(X_S))\ndigits 0-4", "T_S = (Y_S, f_S)\nhead: 5 classes"),
@@ -188,7 +196,8 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
         box(6.4, y, 2.6, 1.2, f"{role} task\n{task}", "#fcbba1")
         arrow(2.2, y + 0.6, 3.0, y + 0.6)
         arrow(5.6, y + 0.6, 6.4, y + 0.6)
-    arrow(3.6, 4.0, 3.6, 2.2, "transfer")
+    arrow(3.6, 4.0, 3.6, 2.2)
+    ax.text(3.6, 3.25, "transfer", ha="center", fontsize=8)  # beside the arrow's middle, between the rows
     arrow(5.0, 4.0, 5.0, 2.2)
     ax.text(4.3, 3.1, "shared (transferred)\nlayers", ha="center", fontsize=8)
     ax.text(7.7, 3.1, "task-specific\nlayer: replaced", ha="center", fontsize=8)
@@ -216,21 +225,8 @@ def plot_transfer_story(ax: Axes | None = None) -> Figure:
         >>> [text.get_text() for text in figure.axes[0].texts if text.get_text()[0].isdigit()]
         ['1  pretrain', '2  fine-tune', '3  fuse']
     """
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
     figure, ax = new_axes(ax, (11, 4.6))
-    ax.set_xlim(0, 12)
-    ax.set_ylim(0, 6)
-    ax.axis("off")
-
-    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
-        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="black"))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
-
-    def arrow(x0: float, y0: float, x1: float, y1: float, text: str = "") -> None:
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=12))
-        if text:
-            ax.text((x0 + x1) / 2, max(y0, y1) + 0.12, text, ha="center", va="bottom", fontsize=8)
+    box, arrow = _diagram(ax, width=12)
 
     data, shared, head, fused = "#dbe9f6", "#c7e9c0", "#fcbba1", "#fdd0a2"
     # Panel 1: a large source data set trains the shared layers and a source head.

@@ -75,45 +75,16 @@ class Profile:
         check_int("num_workers", self.num_workers, minimum=0)
 
 
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        name="smoke",
-        device="cpu",
-        use_standins=True,
-        allow_download=False,
-        mixed_precision=False,
-        num_workers=0,
-        check_claims=False,
-    ),
-    "cpu": Profile(
-        name="cpu",
-        device="cpu",
-        use_standins=True,
-        allow_download=True,
-        mixed_precision=False,
-        num_workers=0,
-    ),
-    "gpu": Profile(
-        name="gpu",
-        device="cuda",
-        use_standins=False,
-        allow_download=True,
-        mixed_precision=True,
-        num_workers=4,
-    ),
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in [
+    Profile(name="smoke", device="cpu", use_standins=True, allow_download=False, mixed_precision=False, num_workers=0,
+            check_claims=False),
+    Profile(name="cpu", device="cpu", use_standins=True, allow_download=True, mixed_precision=False, num_workers=0),
+    Profile(name="gpu", device="cuda", use_standins=False, allow_download=True, mixed_precision=True, num_workers=4),
     # The gpu profile's code path (canonical assets only, no downloads) at smoke sizes, on the CPU,
     # against synthetic canonical assets (tlcourse.rehearsal): make test runs every chapter in it.
-    "rehearsal": Profile(
-        name="rehearsal",
-        device="cpu",
-        use_standins=False,
-        allow_download=False,
-        mixed_precision=False,
-        num_workers=0,
-        check_claims=False,
-        sizes_from="smoke",
-    ),
-}
+    Profile(name="rehearsal", device="cpu", use_standins=False, allow_download=False, mixed_precision=False,
+            num_workers=0, check_claims=False, sizes_from="smoke"),
+]}
 
 
 def get_profile(name: str | None = None) -> Profile:

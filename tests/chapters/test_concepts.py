@@ -20,7 +20,7 @@ from tlcourse.chapters.concepts import (
     SmallCNN,
     TransferSplits,
     budget_subset,
-    settings,
+    settings_on_device,
     strategy_stages,
     train_stage,
     train_strategy,
@@ -48,7 +48,7 @@ def one_thread():
 
 @pytest.fixture
 def config():
-    return replace(settings(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
+    return replace(settings_on_device(get_profile("smoke")), budgets=(2,), seeds=(0,), target_steps=2,
                    source_epochs=1, max_steps_per_epoch=2, batch_size=8)
 
 

@@ -22,7 +22,7 @@ from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
 from tlcourse.transfer import freeze, freeze_batchnorm, linear_probe_then_fine_tune, unfreeze
 
-__all__ = ["STRATEGIES", "LEARNING_RATES", "VALIDATION_CHECKS", "ConceptsSettings", "SETTINGS", "settings",
+__all__ = ["STRATEGIES", "LEARNING_RATES", "VALIDATION_CHECKS", "ConceptsSettings", "SETTINGS", "settings_on_device",
            "SmallCNN", "TransferSplits", "load_transfer_splits", "budget_subset", "strategy_stages", "train_stage",
            "train_strategy"]
 
@@ -49,7 +49,7 @@ class ConceptsSettings:
         validation_examples: target examples for early stopping (disjoint from pool and test).
             test_examples: target examples touched once, for the reported accuracy.
         max_steps_per_epoch: cap passed to ``fit`` (``None``: no cap). image_size: side in pixels of the
-            digits given to the ImageNet backbone. device: filled in from the profile by :func:`settings`.
+            digits given to the ImageNet backbone. device: filled in from the profile by :func:`settings_on_device`.
     """
 
     batch_size: int
@@ -85,8 +85,10 @@ SETTINGS: dict[str, ConceptsSettings] = {
 }
 
 
-def settings(profile: Profile) -> ConceptsSettings:
-    """This chapter's sizes for ``profile`` (from :data:`SETTINGS`), on the profile's device.
+def settings_on_device(profile: Profile) -> ConceptsSettings:
+    """This chapter's sizes for ``profile`` (``settings_for(SETTINGS, profile)``) with ``device`` set to the profile's.
+
+    The one function of this kind in the chapters: the experiments read the device from their settings.
 
     Args:
         profile: the run profile.
@@ -96,7 +98,7 @@ def settings(profile: Profile) -> ConceptsSettings:
 
     Example:
         >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("smoke")).budgets
+        >>> settings_on_device(get_profile("smoke")).budgets
         (2, 5)
     """
     return replace(settings_for(SETTINGS, profile), device=profile.device)
