@@ -154,7 +154,6 @@ CASES: list[Case] = [
          lambda: {"path": "/tmp/unused.safetensors"}),
     case("checkpoint.save_state_dict", "state_dict", "NaN", {"w": T([NAN])}, CheckpointError, r"non-finite|NaN",
          lambda: {"path": "/tmp/unused.safetensors"}, shows="w"),
-    case("checkpoint.load_state_dict", "path", "unknown name", "/no/such/file.safetensors", CheckpointError, r"does not exist"),
     case("checkpoint.check_state_dict_matches", "state_dict", "mismatch", {"0.weight": torch.zeros(2, 2)}, CheckpointError,
          r"missing|shape", lambda: {"model": _net()}, shows="0.bias"),
     case("checkpoint.save_checkpoint", "state", "wrong type", [1], TE, r"mapping", lambda: {"path": "/tmp/unused.safetensors"}),

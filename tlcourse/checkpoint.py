@@ -34,7 +34,6 @@ from tlcourse.runtime import capture_rng_state, restore_rng_state
 __all__ = [
     "CheckpointError",
     "save_state_dict",
-    "load_state_dict",
     "check_state_dict_matches",
     "save_checkpoint",
     "load_checkpoint",
@@ -170,6 +169,8 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
                     metadata: Mapping[str, Any] | None = None) -> Path:
     """Save a model's ``state_dict`` as a safetensors file, atomically.
 
+    The file any safetensors reader opens; :func:`tlcourse.footprint.checkpoint_bytes` measures its size.
+
     Args:
         state_dict: names to tensors, e.g. ``model.state_dict()``.
         path: the ``.safetensors`` file to write.
@@ -185,7 +186,8 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
-        >>> _ = save_state_dict(torch.nn.Linear(2, 1).state_dict(), p); sorted(load_state_dict(p))
+        >>> from safetensors.torch import load_file  # any safetensors reader opens it
+        >>> _ = save_state_dict(torch.nn.Linear(2, 1).state_dict(), p); sorted(load_file(p))
         ['bias', 'weight']
     """
     if not isinstance(state_dict, Mapping):
@@ -197,25 +199,6 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     path = Path(path)
     _atomic_save(tensors, {_METADATA_KEY: json.dumps(dict(metadata or {}))}, path, "state_dict")
     return path
-
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict written by :func:`save_state_dict` (or any safetensors file).
-
-    Args:
-        path: the ``.safetensors`` file.
-
-    Returns:
-        A dict of names to CPU tensors.
-
-    Raises:
-        CheckpointError: if the file is missing, truncated or corrupted; the message names it.
-
-    Example:
-        >>> # see save_state_dict
-    """
-    tensors, _ = _read(path)
-    return tensors
 
 
 def check_state_dict_matches(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -304,7 +287,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     tensors, metadata = _read(path)
     if _METADATA_KEY not in metadata:
         raise CheckpointError(f"{path} is a safetensors file but not a tlcourse checkpoint (no "
-                              f"'{_METADATA_KEY}' metadata); load it with load_state_dict instead")
+                              f"'{_METADATA_KEY}' metadata); load it with safetensors.torch.load_file instead")
     try:
         document = json.loads(metadata[_METADATA_KEY])
         return _unpack(document, tensors)
