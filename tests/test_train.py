@@ -76,6 +76,24 @@ def test_same_seed_gives_identical_weights_and_metrics(kind):
         assert torch.equal(a, b), name
 
 
+def test_throughput_is_training_examples_over_training_seconds(monkeypatch):
+    # A clock that advances one second per reading: the epoch starts at 0, training ends at 1 and the
+    # epoch (with validation) at 2, so 24 examples in one training second are 24 examples per second.
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr("tlcourse.train.time", Clock())
+    model = nn.Linear(2, 2)
+    data = TensorDataset(torch.randn(24, 2), torch.zeros(24, dtype=torch.long))
+    history = fit(model, make_loader(data, 8, shuffle=False), torch.optim.SGD(model.parameters(), lr=0.1),
+                  num_epochs=1, val_loader=make_loader(data, 8, shuffle=False), progress=False)
+    assert history.last["examples_per_second"] == 24.0 and history.last["seconds"] == 2.0
+
+
 def test_fit_learns_and_records_history():
     _, history = train_once("image")
     assert len(history) == 3 and history["epoch"] == [1, 2, 3]

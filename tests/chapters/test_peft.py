@@ -178,14 +178,19 @@ def test_encoder_retrieval_accuracy_uses_mean_pooled_vectors_within_labels(tiny_
         vectors, films, within=labels)
 
 
-def test_plot_forgetting_tradeoff_draws_on_the_given_axes():
-    points = [{"method": "full", "source": 0.1, "target": 0.8},
+def test_plot_forgetting_tradeoff_draws_seed_means_per_alpha_and_every_single_run():
+    points = [{"method": "full", "source": 0.1, "target": 0.8}, {"method": "full", "source": 0.2, "target": 0.9},
+              {"method": "WiSE-FT", "alpha": 1.0, "source": 0.1, "target": 0.8},  # alphas out of order, 2 seeds
               {"method": "WiSE-FT", "alpha": 0.0, "source": 0.3, "target": 0.7},
-              {"method": "WiSE-FT", "alpha": 1.0, "source": 0.1, "target": 0.8}]
+              {"method": "WiSE-FT", "alpha": 0.0, "source": 0.5, "target": 0.5},
+              {"method": "WiSE-FT", "alpha": 1.0, "source": 0.3, "target": 0.6}]
     figure, ax = plt.subplots()
     assert plot_forgetting_tradeoff(points, 0.3, ax=ax) is figure
     assert ax.get_xlabel().startswith("source task")
-    assert len(ax.lines) == 2  # the WiSE-FT path and the pretrained line
+    path, pretrained = ax.lines  # the WiSE-FT path (means by hand below) and the pretrained encoder's line
+    assert list(path.get_xdata()) == pytest.approx([0.4, 0.2]) and list(path.get_ydata()) == pytest.approx([0.6, 0.7])
+    assert list(pretrained.get_xdata()) == [0.3, 0.3]
+    assert ax.collections[0].get_offsets().flatten().tolist() == pytest.approx([0.1, 0.8, 0.2, 0.9])  # each full run
     plt.close(figure)
     new = plot_forgetting_tradeoff(points, 0.3)
     assert new is not figure
