@@ -106,6 +106,8 @@ def test_lp_ft_second_stage_starts_from_the_trained_probe(tiny_folder, make_exam
     for name, parameter in encoder.named_parameters():  # and the encoder is the pretrained one
         torch.testing.assert_close(dict(model.encoder.named_parameters())[name], parameter)
     assert len(history) == config.num_epochs
+    assert not model.encoder.embeddings.word_embeddings.weight.requires_grad  # frozen in stage 2 as configured
+    assert model.encoder.embeddings.position_embeddings.weight.requires_grad
 
 
 def test_full_fine_tuning_changes_the_encoder_and_bad_calls_raise(tiny_folder, make_examples):
@@ -114,10 +116,14 @@ def test_full_fine_tuning_changes_the_encoder_and_bad_calls_raise(tiny_folder, m
     collator = PaddingCollator(tokenizer.pad_token_id)
     data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
     loader = make_loader(data, 4, shuffle=False, collate_fn=collator)
-    model, _ = train_classifier("full fine-tuning", tiny_folder, data, loader, config=_tiny_config(),
-                                learning_rate=1e-2, seed=0, collate_fn=collator)
-    name = "embeddings.word_embeddings.weight"
-    assert not torch.equal(dict(model.encoder.named_parameters())[name], dict(encoder.named_parameters())[name])
+    pretrained = dict(encoder.named_parameters())
+    words, query = "embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"
+    for frozen in (False, True):
+        model, _ = train_classifier("full fine-tuning", tiny_folder, data, loader, learning_rate=1e-2, seed=0,
+                                    config=replace(_tiny_config(), freeze_word_embeddings=frozen), collate_fn=collator)
+        trained = dict(model.encoder.named_parameters())
+        assert not torch.equal(trained[query], pretrained[query])  # the layers are fine-tuned either way
+        assert torch.equal(trained[words], pretrained[words]) == frozen  # the word embeddings only when not frozen
     with pytest.raises(ValueError, match="method must be one of"):
         train_classifier("probe", tiny_folder, data, loader, config=_tiny_config(), learning_rate=1e-2, seed=0,
                          collate_fn=collator)

@@ -23,9 +23,9 @@ from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import make_generator, seed_everything
 from tlcourse.text import TextClassificationDataset, length_grouped_loader, validate_texts_and_labels
 from tlcourse.train import fit
-from tlcourse.transfer import linear_probe_then_fine_tune
+from tlcourse.transfer import freeze, linear_probe_then_fine_tune
 
-__all__ = ["BertSettings", "SETTINGS", "settings", "SentimentSplits", "load_sentiment_splits", "fine_tune",
+__all__ = ["BertSettings", "SETTINGS", "SentimentSplits", "load_sentiment_splits", "fine_tune",
            "best_record", "train_linear_probe", "METHODS", "train_classifier", "tfidf_logistic_regression",
            "mistakes_table"]
 
@@ -35,12 +35,13 @@ class BertSettings:
     """Sizes of the BERT chapter's experiments under one profile.
 
     Attributes:
-        text_model, dataset: asset names of the encoder and the sentiment data (the registry may
-            replace them by stand-ins).
+        text_model, dataset: asset names of the encoder and the data (the registry may substitute).
         pooling: the sentence vector the head reads (see :func:`tlcourse.text.pool_tokens`).
         max_train_examples, max_validation_examples, max_test_examples: texts per split.
         num_epochs: epochs of every fine-tuning run (the same optimiser steps for every method).
         batch_size, max_length, max_steps_per_epoch: examples per step, tokens per text, step cap.
+        freeze_word_embeddings: keep the word-embedding matrix as pretrained in every fine-tuning
+            run (a cheaper step on a CPU, and fewer weights fitted to a few hundred texts).
         learning_rates, probe_learning_rates: the grids tried on the validation split.
         probe_epochs: epochs of the linear probes (cheap: the features are computed once).
         warmup_fraction: share of all steps spent warming up.
@@ -58,6 +59,7 @@ class BertSettings:
     batch_size: int
     max_length: int
     max_steps_per_epoch: int | None
+    freeze_word_embeddings: bool
     learning_rates: tuple[float, ...]
     probe_learning_rates: tuple[float, ...]
     probe_epochs: int
@@ -69,39 +71,24 @@ class BertSettings:
 SETTINGS: dict[str, BertSettings] = {
     "smoke": BertSettings(text_model="minilm-l6", dataset="rotten-tomatoes-snippets", pooling="mean",
                           max_train_examples=32, max_validation_examples=16, max_test_examples=16, num_epochs=2,
-                          batch_size=8, max_length=32, max_steps_per_epoch=1, learning_rates=(1e-4, 2e-4),
-                          probe_learning_rates=(1e-2,), probe_epochs=2, warmup_fraction=0.1, num_seeds=2,
-                          layerwise_decay=0.8),
-    # MiniLM-L6 was trained as a sentence encoder with mean pooling (its pooler was not trained),
-    # and it gets few steps here: its learning-rate grid sits above BERT's 2e-5
+                          batch_size=8, max_length=32, max_steps_per_epoch=1, freeze_word_embeddings=True,
+                          learning_rates=(1e-4, 2e-4), probe_learning_rates=(1e-2,), probe_epochs=2,
+                          warmup_fraction=0.1, num_seeds=2, layerwise_decay=0.8),
+    # MiniLM-L6 was trained as a sentence encoder with mean pooling (its pooler was not trained).
+    # One epoch over 1,536 snippets in batches of 16: more distinct snippets did better than more
+    # passes over fewer (the chapter's closing table); the grid sits above BERT's 2e-5 for so few steps
     "cpu": BertSettings(text_model="minilm-l6", dataset="rotten-tomatoes-snippets", pooling="mean",
-                        max_train_examples=576, max_validation_examples=320, max_test_examples=640,
-                        num_epochs=2, batch_size=32, max_length=64, max_steps_per_epoch=None,
-                        learning_rates=(1e-4, 3e-4), probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=20,
-                        warmup_fraction=0.1, num_seeds=3, layerwise_decay=0.8),
+                        max_train_examples=1536, max_validation_examples=320, max_test_examples=640,
+                        num_epochs=1, batch_size=16, max_length=64, max_steps_per_epoch=None,
+                        freeze_word_embeddings=True, learning_rates=(1e-4, 2e-4),
+                        probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=10, warmup_fraction=0.1,
+                        num_seeds=3, layerwise_decay=0.8),
     "gpu": BertSettings(text_model="bert-base-uncased", dataset="sst2", pooling="cls", max_train_examples=10**9,
                         max_validation_examples=2000, max_test_examples=10**9, num_epochs=3, batch_size=32,
-                        max_length=128, max_steps_per_epoch=None, learning_rates=(2e-5, 3e-5, 5e-5),
-                        probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=20, warmup_fraction=0.1,
-                        num_seeds=3, layerwise_decay=0.9),
+                        max_length=128, max_steps_per_epoch=None, freeze_word_embeddings=False,
+                        learning_rates=(2e-5, 3e-5, 5e-5), probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=20,
+                        warmup_fraction=0.1, num_seeds=3, layerwise_decay=0.9),
 }
-
-
-def settings(profile: Profile) -> BertSettings:
-    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
-
-    Args:
-        profile: the run profile.
-
-    Returns:
-        The frozen :class:`BertSettings`.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("cpu")).batch_size
-        32
-    """
-    return settings_for(SETTINGS, profile)
 
 
 @dataclass(frozen=True)
@@ -112,8 +99,9 @@ class SentimentSplits:
         dataset: asset name, ``"sst2"`` or ``"rotten-tomatoes-snippets"``.
         train_texts, train_labels: what the models learn from (1 positive or fresh, 0 otherwise).
         validation_texts, validation_labels: what learning rates, epochs and probes are chosen on.
-        test_texts, test_labels: held out until the final models, shortest first (less padding).
-        description: one line on where the split comes from, for the chapter to print.
+        test_texts, test_labels: held out until the final models. Validation and test texts come
+            shortest first: batches in that order carry little padding.
+        description: one line on where the split comes from.
     """
 
     dataset: str
@@ -144,8 +132,7 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
         profile: the run profile.
         max_train, max_validation, max_test: caps on each split (random subsets).
         seed: which split and subsets.
-        rotten_tomatoes_path: read this ``.csv.bz2`` instead of the installed file.
-        sst2_root: read SST-2 from this folder instead of the cache.
+        rotten_tomatoes_path, sst2_root: read these instead of the installed file and the cache.
 
     Returns:
         The :class:`SentimentSplits`.
@@ -162,7 +149,7 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
     for name, cap in (("max_train", max_train), ("max_validation", max_validation), ("max_test", max_test)):
         check_int(name, cap, minimum=1)  # a cap of 0 would give an empty split, silently
     generator = make_generator(seed)
-    requested = settings(profile).dataset
+    requested = settings_for(SETTINGS, profile).dataset
     # The asset registry decides between the canonical SST-2 and its stand-in.
     if requested == "sst2" and (sst2_root is not None or resolve("sst2", profile).name == "sst2"):
         if sst2_root is None and not is_cached("sst2"):
@@ -189,7 +176,7 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
                        f"films on two sides: {shared}")
         test_texts, test_labels = texts, labels
         dataset = "rotten-tomatoes-snippets"
-    test = sorted(test, key=lambda i: len(test_texts[i]))
+    validation, test = sorted(validation, key=lambda i: len(texts[i])), sorted(test, key=lambda i: len(test_texts[i]))
     return SentimentSplits(dataset, [texts[i] for i in train], [labels[i] for i in train],
                            [texts[i] for i in validation], [labels[i] for i in validation],
                            [test_texts[i] for i in test], [test_labels[i] for i in test], description)
@@ -201,21 +188,16 @@ def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, le
               mixed_precision: bool = False, layerwise_decay: float | None = None) -> History:
     """BERT's optimisation recipe around :func:`tlcourse.train.fit`, stopped early on validation.
 
-    AdamW without decay on biases and LayerNorm weights (only trainable parameters: a frozen
-    encoder makes this a probe), linear warmup then decay over the run's real steps, gradient
-    clipping. The model is scored on ``validation_loader`` after every epoch and ends with the
-    weights of its best validation epoch (the first, on ties).
+    AdamW without decay on biases and LayerNorm weights (trainable parameters only: a frozen encoder
+    makes this a probe), linear warmup then decay over the run's real steps, gradient clipping. The
+    model is scored on validation after every epoch and ends with its best epoch's weights.
 
     Args:
-        model: returns logits (or an object with ``.logits``) for a batch.
-        train_loader: yields batches with labels.
+        model, train_loader: returns logits (or ``.logits``) for a batch; yields batches with labels.
         validation_loader: scored after every epoch; never the test set.
-        learning_rate: peak learning rate.
-        num_epochs: epochs, every one of them run (early stopping chooses among them).
-        weight_decay: decoupled decay of the non-exempt weights.
-        warmup_fraction: share of all steps spent warming up, in ``[0, 1]``.
-        max_grad_norm: clip the global gradient norm (``None``: no clipping).
-        max_steps_per_epoch, device, mixed_precision: passed to ``fit``.
+        learning_rate, num_epochs: peak learning rate; epochs, all run (early stopping chooses one).
+        weight_decay, warmup_fraction: decay of the non-exempt weights; share of steps warming up.
+        max_grad_norm, max_steps_per_epoch, device, mixed_precision: passed to ``fit`` (``None``: no clipping).
         layerwise_decay: when given, :func:`~tlcourse.optimization.layerwise_lr_groups` with this
             factor per layer (``learning_rate`` is then the head's); default: one rate for all.
 
@@ -260,7 +242,7 @@ def best_record(history: History) -> dict[str, float]:
         history: from :func:`fine_tune` or :func:`train_linear_probe`.
 
     Returns:
-        That epoch's record (a dict).
+        That epoch's record.
 
     Raises:
         ValueError: an empty history.
@@ -287,9 +269,8 @@ def train_linear_probe(head: nn.Module, train_set: TensorDataset, validation_set
     Args:
         head: e.g. ``nn.Linear(hidden, num_labels)``, or a classifier's own ``classifier`` layer.
         train_set, validation_set: ``(features, labels)`` from ``sentence_features``.
-        learning_rate, num_epochs, batch_size, warmup_fraction: as for :func:`fine_tune`.
+        learning_rate, num_epochs, batch_size, warmup_fraction, device: as for :func:`fine_tune`.
         seed: the order of the batches.
-        device: where to train.
 
     Returns:
         The :class:`~tlcourse.history.History`.
@@ -320,9 +301,8 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
     Args:
         method, source: ``"full fine-tuning"`` or ``"LP-FT"``; where the pretrained encoder loads from.
         train_data, validation_loader: tokenised training texts; validation token batches.
-        config: the chapter's settings (pooling, epochs, batch size, warmup).
-        learning_rate: peak learning rate of the fine-tuning (second) stage.
-        seed: the head's initialisation, the batch order and dropout.
+        config: the chapter's settings (pooling, epochs, batch size, warmup, frozen word embeddings).
+        learning_rate, seed: peak rate of the fine-tuning (second) stage; head init, batch order, dropout.
         collate_fn: pads the training batches.
         probe_features, probe_learning_rate: LP-FT only, ``(train, validation)`` vectors of the frozen
             encoder pooled as ``config.pooling``, and the probe's learning rate.
@@ -347,6 +327,8 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
     train_loader = length_grouped_loader(train_data, config.batch_size, seed=seed, collate_fn=collate_fn)
 
     def train_all(network: nn.Module) -> History:  # full fine-tuning, or LP-FT's stage 2: the same steps and recipe
+        if config.freeze_word_embeddings:  # 30,522 x hidden weights: a dense gradient and AdamW update every step
+            freeze(network, "encoder.embeddings.word_embeddings")
         return fine_tune(network, train_loader, validation_loader, learning_rate=learning_rate,
                          num_epochs=config.num_epochs, warmup_fraction=config.warmup_fraction,
                          max_steps_per_epoch=config.max_steps_per_epoch, device=device, mixed_precision=mixed_precision)
@@ -370,8 +352,7 @@ def tfidf_logistic_regression(train_texts: Sequence[str], train_labels: Sequence
     """The classical baseline: TF-IDF of words and word pairs, then logistic regression.
 
     Args:
-        train_texts, train_labels: training documents and their labels.
-        eval_texts: documents to score.
+        train_texts, train_labels, eval_texts: training documents and labels; documents to score.
 
     Returns:
         Class probabilities ``(len(eval_texts), num_classes)``, float.
@@ -399,8 +380,7 @@ def mistakes_table(texts: Sequence[str], logits: torch.Tensor, labels: torch.Ten
     """The wrong predictions the model was most sure about, as rows with their texts.
 
     Args:
-        texts: the evaluated texts, in the order of ``logits`` ``(N, K)`` and ``labels`` ``(N,)``.
-        logits, labels: the model's outputs and the true labels.
+        texts, logits, labels: the evaluated texts, the outputs ``(N, K)`` and true labels ``(N,)``.
         count: rows to return.
 
     Returns:
