@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tlcourse.chapters.vgg16 import settings
+from tlcourse.chapters.vgg16 import SETTINGS
 from tlcourse.data import load_mnist_5k, make_loader
 from tlcourse.images import mnist_as_rgb
 from tlcourse.models import load_efficientnet_lite0
-from tlcourse.profiles import get_profile
+from tlcourse.profiles import get_profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import evaluate, fit
 from tlcourse.transfer import extract_features, split_head
@@ -54,7 +54,7 @@ class FrozenBackboneClassifier(nn.Module):
 
 
 def main() -> dict:
-    config = settings(get_profile("cpu"))
+    config = settings_for(SETTINGS, get_profile("cpu"))
     images, labels = load_mnist_5k()
     num_test = 500
     x = mnist_as_rgb(images[: config.num_train + num_test], config.image_size)  # (N, 3, S, S)

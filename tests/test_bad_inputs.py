@@ -240,8 +240,6 @@ CASES: list[Case] = [
          shows="nan"),
     case("images.image_transforms", "mean", "wrong shape", (0.5, 0.5), V, r"3 numbers", lambda: {"image_size": 32, "train": False},
          shows=r"\[0\.5, 0\.5\]"),
-    case("images.TransformedImages", "labels", "mismatch", torch.zeros(3), V, r"one class per image",
-         lambda: {"images": torch.zeros(2, 3, 32, 32), "transform": abs}, shows="3 labels for 2 images"),
     # ---- integrity ----
     case("integrity.file_digest", "algorithm", "unknown name", "sha999", V, r"algorithm", lambda: {"path": __file__}),
     case("integrity.digest_matches", "expected", "out of range", "abc", V, r"at least 8 hex digits", lambda: {"path": __file__}),

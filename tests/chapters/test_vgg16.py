@@ -271,3 +271,13 @@ def test_fine_tune_rejects_bad_input(lite):
         dataclasses.replace(config, lowest_lr=1.0)
     with pytest.raises(ValueError, match="image_size"):
         dataclasses.replace(config, image_size=16)
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "rehearsal"])
+def test_every_profile_has_a_settings_row(name):
+    from tlcourse.profiles import get_profile, settings_for
+
+    profile = get_profile(name)
+    config = settings_for(SETTINGS, profile)
+    assert config == SETTINGS[profile.sizes_from or name]  # the page reads its row through settings_for
+    assert config.num_seeds >= (2 if name in ("smoke", "rehearsal") else 3)

@@ -1,6 +1,7 @@
 """The VGG16 chapter's settings table and its four fine-tuning strategies.
 
-- :data:`SETTINGS`: the chapter's sizes and learning rates per profile; :func:`settings` picks one.
+- :data:`SETTINGS`: the chapter's sizes and learning rates per profile
+  (:func:`tlcourse.profiles.settings_for` picks one).
 - :data:`STRATEGIES` and :func:`fine_tune`: feature extraction, partial fine-tuning, full
   fine-tuning with discriminative learning rates, and LP-FT, each on the same number of steps.
 - :func:`classifier_learning_rate_groups`: discriminative learning rates in which only the new head
@@ -25,7 +26,6 @@ from tlcourse.data import make_loader
 from tlcourse.images import VGG16_MIN_IMAGE_SIZE
 from tlcourse.models import LoadedImageModel, backbone_blocks
 from tlcourse.optimization import discriminative_learning_rates
-from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
 from tlcourse.transfer import freeze_first, linear_probe_then_fine_tune, split_head
@@ -33,7 +33,6 @@ from tlcourse.transfer import freeze_first, linear_probe_then_fine_tune, split_h
 __all__ = [
     "VGG16Settings",
     "SETTINGS",
-    "settings",
     "STRATEGIES",
     "REESTIMATES_BATCHNORM",
     "classifier_learning_rate_groups",
@@ -95,9 +94,9 @@ SETTINGS: dict[str, VGG16Settings] = {
     "smoke": VGG16Settings(image_size=32, num_train=32, num_validation=32, num_test=32, batch_size=16,
                            num_epochs=2, probe_epochs=1, max_steps_per_epoch=2, num_seeds=2, num_statistics=16,
                            frozen_blocks=2, head_lr=0.03, learning_rate=0.01, lowest_lr=0.002, lpft_lr=0.001),
-    # EfficientNet-Lite0 on 32-pixel digits: four strategies x three seeds of 189 steps in the 5-minute
+    # EfficientNet-Lite0 on 40-pixel digits: four strategies x three seeds of 189 steps in the 5-minute
     # budget. Learning rates chosen on the validation split (seed 0) in one-strategy runs.
-    "cpu": VGG16Settings(image_size=32, num_train=2000, num_validation=500, num_test=1000, batch_size=32,
+    "cpu": VGG16Settings(image_size=40, num_train=2000, num_validation=500, num_test=1000, batch_size=32,
                          num_epochs=3, probe_epochs=1, max_steps_per_epoch=None, num_seeds=3, num_statistics=512,
                          frozen_blocks=2, head_lr=0.03, learning_rate=0.01, lowest_lr=0.002, lpft_lr=0.001),
     # VGG16 on CIFAR-10 (45,000 training images, 5,000 held out for validation).
@@ -105,23 +104,6 @@ SETTINGS: dict[str, VGG16Settings] = {
                          num_epochs=3, probe_epochs=1, max_steps_per_epoch=None, num_seeds=3, num_statistics=5_000,
                          frozen_blocks=2, head_lr=0.01, learning_rate=0.001, lowest_lr=0.0001, lpft_lr=0.0001),
 }
-
-
-def settings(profile: Profile) -> VGG16Settings:
-    """The chapter's sizes for ``profile`` (from :data:`SETTINGS`).
-
-    Args:
-        profile: the run profile.
-
-    Returns:
-        A :class:`VGG16Settings`.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> settings(get_profile("smoke")).image_size
-        32
-    """
-    return settings_for(SETTINGS, profile)
 
 
 STRATEGIES = ("feature extraction", "partial fine-tuning", "full fine-tuning, discriminative LRs", "LP-FT")
