@@ -1,4 +1,4 @@
-"""Tests for tlcourse.recipe on the tiny BERT of conftest.py (no network)."""
+"""Tests for tlcourse.optimization (parameter groups, warmup schedules) on the tiny BERT of conftest.py (no network)."""
 from __future__ import annotations
 
 import pytest
