@@ -281,3 +281,25 @@ def test_every_profile_has_a_settings_row(name):
     config = settings_for(SETTINGS, profile)
     assert config == SETTINGS[profile.sizes_from or name]  # the page reads its row through settings_for
     assert config.num_seeds >= (2 if name in ("smoke", "rehearsal") else 3)
+
+
+def test_feature_extraction_uses_head_lr_and_lp_ft_probe_uses_probe_lr(lite, monkeypatch):
+    import copy
+
+    config = dataclasses.replace(SETTINGS["smoke"], head_lr=0.5, probe_lr=0.07, lpft_lr=0.001, max_steps_per_epoch=1)
+    data = TensorDataset(torch.randn(4, 3, 32, 32), torch.arange(4) % 10)
+    backbone, _ = split_head(copy.deepcopy(lite.model), "_fc")
+    features = extract_features(backbone, make_loader(data, 4, shuffle=False))
+    peaks = []  # the peak learning rate of every optimiser built, in order
+    original = torch.optim.SGD.__init__
+
+    def recording_init(self, params, lr, **kwargs):
+        peaks.append(lr)
+        original(self, params, lr=lr, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "__init__", recording_init)
+    fine_tune("feature extraction", copy.deepcopy(lite), make_loader(data, 2, shuffle=True), features, config, seed=0)
+    assert peaks == [0.5]
+    peaks.clear()
+    fine_tune("LP-FT", copy.deepcopy(lite), make_loader(data, 2, shuffle=True), features, config, seed=0)
+    assert peaks == [0.07, 0.001]  # the probe, then the whole network
