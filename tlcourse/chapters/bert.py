@@ -74,15 +74,14 @@ SETTINGS: dict[str, BertSettings] = {
                           batch_size=8, max_length=32, max_steps_per_epoch=1, freeze_word_embeddings=True,
                           learning_rates=(1e-4, 2e-4), probe_learning_rates=(1e-2,), probe_epochs=2,
                           warmup_fraction=0.1, num_seeds=2, layerwise_decay=0.8),
-    # MiniLM-L6 was trained as a sentence encoder with mean pooling (its pooler was not trained).
-    # One epoch over 1,536 snippets in batches of 16: more distinct snippets did better than more
-    # passes over fewer (the chapter's closing table); the grid sits above BERT's 2e-5 for so few steps
+    # MiniLM-L6: a sentence encoder trained with mean pooling (its pooler was not). One epoch over more
+    # snippets beat more passes over fewer (the page's closing table); few steps: a grid above BERT's 2e-5
     "cpu": BertSettings(text_model="minilm-l6", dataset="rotten-tomatoes-snippets", pooling="mean",
                         max_train_examples=1536, max_validation_examples=320, max_test_examples=640,
                         num_epochs=1, batch_size=16, max_length=64, max_steps_per_epoch=None,
                         freeze_word_embeddings=True, learning_rates=(1e-4, 2e-4),
-                        probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=10, warmup_fraction=0.1,
-                        num_seeds=3, layerwise_decay=0.8),
+                        probe_learning_rates=(1e-3, 3e-3, 1e-2), probe_epochs=10,
+                        warmup_fraction=0.1, num_seeds=3, layerwise_decay=0.8),
     "gpu": BertSettings(text_model="bert-base-uncased", dataset="sst2", pooling="cls", max_train_examples=10**9,
                         max_validation_examples=2000, max_test_examples=10**9, num_epochs=3, batch_size=32,
                         max_length=128, max_steps_per_epoch=None, freeze_word_embeddings=False,
