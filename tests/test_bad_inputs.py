@@ -344,9 +344,9 @@ CASES: list[Case] = [
          lambda: {"batch_size": 2, "fixed_length": 8}, shows="-1"),
     case("text.LengthGroupedBatchSampler", "lengths", "empty", [], V, r"at least one", lambda: {"batch_size": 2}),
     case("text.length_grouped_loader", "dataset", "wrong type", [1, 2], TE, r"TextClassificationDataset", lambda: {"batch_size": 2}),
-    case("text.pool_tokens", "pooling", "unknown name", "max", V, r"one of",
+    case("pooling.pool_tokens", "pooling", "unknown name", "max", V, r"one of",
          lambda: {"outputs": None, "attention_mask": torch.ones(1, 2)}),
-    case("text.sentence_features", "poolings", "empty", [], V, r"non-empty list", lambda: {"encoder": _net(), "loader": []}),
+    case("pooling.sentence_features", "poolings", "empty", [], V, r"non-empty list", lambda: {"encoder": _net(), "loader": []}),
     # ---- train ----
     case("train.move_to_device", "device", "unknown name", "tpu", V, r"device", lambda: {"batch": torch.zeros(2)}),
     case("train.fit", "num_epochs", "out of range", 0, V, r"positive int",

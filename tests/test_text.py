@@ -15,8 +15,6 @@ from tlcourse.text import (
     encode,
     length_grouped_loader,
     padded_token_counts,
-    pool_tokens,
-    sentence_features,
     validate_texts_and_labels,
 )
 from tlcourse.train import fit
@@ -152,45 +150,6 @@ def test_length_grouped_loader_trains_reproducibly(tiny_folder, make_examples):
     # throughput counts the 24 training examples of the epoch over no more than the epoch's time
     last = first_history.last
     assert last["examples_per_second"] * last["seconds"] >= 24 * 0.99
-
-
-def test_sentence_features_match_the_encoder_and_ignore_padding(tiny_folder):
-    tokenizer, encoder = load_text_encoder(tiny_folder)
-    texts, labels = ["good film", "the film was very very dull", "bad"], [1, 0, 0]
-    data = TextClassificationDataset(texts, labels, tokenizer, max_length=16)
-    loader = make_loader(data, batch_size=3, shuffle=False, collate_fn=PaddingCollator(tokenizer.pad_token_id))
-    encoder.train()
-    features = sentence_features(encoder, loader, poolings=["cls", "mean", "pooler"])
-    assert encoder.training  # the mode is restored
-    encoder.eval()
-    for index, text in enumerate(texts):  # each text alone, unpadded: the independent reference
-        with torch.no_grad():
-            alone = encoder(**tokenizer([text], return_tensors="pt"))
-        torch.testing.assert_close(features["cls"].tensors[0][index], alone.last_hidden_state[0, 0])
-        torch.testing.assert_close(features["mean"].tensors[0][index], alone.last_hidden_state[0].mean(0),
-                                   atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(features["pooler"].tensors[0][index], alone.pooler_output[0],
-                                   atol=1e-5, rtol=1e-4)
-    assert features["mean"].tensors[1].tolist() == labels
-    with pytest.raises(ValueError, match="poolings must be a non-empty list"):
-        sentence_features(encoder, loader, poolings=["max"])
-    with pytest.raises(ValueError, match="needs a 'labels' entry"):
-        sentence_features(encoder, [{"input_ids": torch.ones(1, 2, dtype=torch.long),
-                                     "attention_mask": torch.ones(1, 2, dtype=torch.long)}], poolings=["cls"])
-
-
-def test_pool_tokens_by_hand():
-    from types import SimpleNamespace
-
-    hidden = torch.arange(12, dtype=torch.float32).view(2, 3, 2)  # (batch 2, 3 tokens, hidden 2)
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    outputs = SimpleNamespace(last_hidden_state=hidden, pooler_output=None)
-    torch.testing.assert_close(pool_tokens(outputs, mask, "cls"), torch.tensor([[0.0, 1.0], [6.0, 7.0]]))
-    torch.testing.assert_close(pool_tokens(outputs, mask, "mean"), torch.tensor([[1.0, 2.0], [8.0, 9.0]]))
-    with pytest.raises(ValueError, match="needs an encoder with a pooler"):
-        pool_tokens(outputs, mask, "pooler")
-    with pytest.raises(ValueError, match="pooling must be one of"):
-        pool_tokens(outputs, mask, "max")
 
 
 def test_a_single_string_is_not_read_as_a_list_of_characters() -> None:

@@ -5,9 +5,10 @@ The library, one concept per module (it never imports a chapter or the command l
 - ``profiles`` (where and how the book runs: device, precision, asset policy, claim checking),
   ``runtime`` (seeds, devices, whether a host answers), ``checks`` (argument checks), ``assets`` (the model and data
   registry: canonical or stand-in), ``data`` (data sets, loaders, splits, downloads);
-- ``images`` and ``text`` (inputs for ImageNet backbones and BERT-like encoders), ``models``
+- ``images`` and ``text`` (inputs for ImageNet backbones and BERT-like encoders), ``pooling``
+  (sentence vectors from token vectors), ``models``
   (pretrained models through torchvision's weights enums and transformers' ``Auto*``);
-- ``transfer`` (freeze, heads, cached features), ``batchnorm`` (statistics during transfer),
+- ``transfer`` (freeze, heads, cached features, LP-FT), ``batchnorm`` (statistics during transfer),
   ``optimization`` (parameter groups in one shape, schedules), ``train`` (``fit``, ``predict``,
   ``evaluate``), ``precision`` (bf16, or fp16 with a gradient scaler, by GPU capability),
   ``distributed`` (``fit`` under torchrun), ``history``, ``checkpoint`` (safetensors; a training state

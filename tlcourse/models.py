@@ -23,7 +23,7 @@ from tlcourse.assets import AssetUnavailableError, package_path, resolve
 from tlcourse.checks import check_int, describe
 from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD
 from tlcourse.profiles import Profile
-from tlcourse.text import POOLINGS, pool_tokens
+from tlcourse.pooling import POOLINGS, pool_tokens
 from tlcourse.transfer import replace_head
 
 __all__ = [

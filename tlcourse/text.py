@@ -1,10 +1,10 @@
 """Text classification with BERT-like encoders: from texts to padded batches.
 
-The chapter's sizes per profile, input checks, tokenisation with explicit truncation, a data set
-of tokenised texts, a dynamic-padding collator, and length-grouped batches. What happens after
-the encoder (sentence vectors, heads, baselines) is in :mod:`tlcourse.sentence`, the optimisation
-recipe in :mod:`tlcourse.recipe`, the data sets and the split by film in :mod:`tlcourse.data`, and
-the training loop is :func:`tlcourse.train.fit`.
+Input checks, tokenisation with explicit truncation, a data set of tokenised texts, a
+dynamic-padding collator, and length-grouped batches. What happens after the encoder (sentence
+vectors) is in :mod:`tlcourse.pooling`, the classifier in :mod:`tlcourse.models`, parameter
+groups and schedules in :mod:`tlcourse.optimization`, the data sets and the split by film in
+:mod:`tlcourse.data`, and the training loop is :func:`tlcourse.train.fit`.
 """
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import math
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tlcourse.checks import check_int
 from tlcourse.runtime import make_generator
-from tlcourse.train import predict
 
 __all__ = [
     "validate_texts_and_labels",
@@ -27,9 +25,6 @@ __all__ = [
     "padded_token_counts",
     "LengthGroupedBatchSampler",
     "length_grouped_loader",
-    "POOLINGS",
-    "pool_tokens",
-    "sentence_features",
 ]
 
 
@@ -324,85 +319,3 @@ def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, s
     sampler = LengthGroupedBatchSampler(dataset.lengths(), batch_size, seed=seed, group_batches=group_batches)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
                       generator=sampler.generator, persistent_workers=num_workers > 0)
-
-
-POOLINGS = ("cls", "mean", "pooler")
-
-
-def pool_tokens(outputs: Any, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """One vector per text from an encoder's outputs.
-
-    Args:
-        outputs: what a BERT-like ``AutoModel`` returns (``last_hidden_state`` of shape
-            ``(batch, tokens, hidden)`` and, for ``"pooler"``, ``pooler_output``).
-        attention_mask: ``(batch, tokens)``, 1 for real tokens and 0 for padding.
-        pooling: ``"cls"`` (the first token's vector), ``"mean"`` (average over the real tokens)
-            or ``"pooler"`` (BERT's pooler: the ``[CLS]`` vector through a dense layer and tanh,
-            what ``AutoModelForSequenceClassification`` puts its head on).
-
-    Returns:
-        ``(batch, hidden)``.
-
-    Raises:
-        ValueError: unknown ``pooling``, or ``"pooler"`` for an encoder without a pooler.
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> hidden = torch.tensor([[[1.0], [3.0], [100.0]]])  # (1, 3 tokens, 1); the last is padding
-        >>> pool_tokens(SimpleNamespace(last_hidden_state=hidden), torch.tensor([[1, 1, 0]]), "mean")
-        tensor([[2.]])
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    if pooling == "pooler":
-        pooled = getattr(outputs, "pooler_output", None)
-        if pooled is None:
-            raise ValueError("pooling='pooler' needs an encoder with a pooler (pooler_output is None)")
-        return pooled
-    hidden = outputs.last_hidden_state
-    if pooling == "cls":
-        return hidden[:, 0]  # (batch, hidden): the [CLS] position
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1); padding gets 0
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
-@torch.inference_mode()
-def sentence_features(encoder: nn.Module, loader: Any, poolings: Sequence[str] = ("cls", "mean"),
-                      device: torch.device | str = "cpu") -> dict[str, TensorDataset]:
-    """Frozen sentence vectors and labels, for linear probes trained on cached features.
-
-    A probe on a frozen encoder sees the same features every epoch, so computing them once and
-    training the head on the cache gives the same result as running the encoder every step, at a
-    fraction of the cost; the head can then be trained to convergence. One forward pass serves
-    every pooling asked for.
-
-    Args:
-        encoder: a BERT-like ``AutoModel`` (for a classifier, its ``base_model``).
-        loader: padded dict batches with ``"labels"``.
-        poolings: any of ``"cls"``, ``"mean"``, ``"pooler"`` (see :func:`pool_tokens`).
-        device: where the encoder runs.
-
-    Returns:
-        ``{pooling: TensorDataset(features (N, hidden) float32 on the CPU, labels (N,))}``, rows in
-        loader order.
-
-    Raises:
-        ValueError: no or unknown pooling; batches without ``"labels"``.
-
-    Example:
-        >>> # features = sentence_features(model.base_model, loader, poolings=["pooler", "mean"])
-        >>> # head_loader = make_loader(features["mean"], 32, shuffle=True)
-    """
-    poolings = list(poolings)
-    if not poolings or any(p not in POOLINGS for p in poolings):
-        raise ValueError(f"poolings must be a non-empty list from {POOLINGS}, got {poolings!r}")
-
-    def pooled(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        outputs = model(**inputs)
-        # one (B, H) vector per pooling, side by side: (B, len(poolings) * H)
-        return torch.cat([pool_tokens(outputs, inputs["attention_mask"], p).float() for p in poolings], dim=1)
-
-    # eval mode inside predict: no dropout, the features of a frozen encoder
-    vectors, labels = predict(encoder, loader, device, forward=pooled)
-    chunks = vectors.chunk(len(poolings), dim=1)
-    return {pooling: TensorDataset(chunk.contiguous(), labels) for pooling, chunk in zip(poolings, chunks)}

@@ -284,7 +284,7 @@ def predict(
     """Return all outputs and targets of ``loader``, in order, on the CPU: the one collecting loop.
 
     Logits for evaluation, a frozen backbone's features (:func:`tlcourse.transfer.extract_features`)
-    and pooled sentence vectors (:func:`tlcourse.text.sentence_features`) all come from here.
+    and pooled sentence vectors (:func:`tlcourse.pooling.sentence_features`) all come from here.
 
     Args:
         model: as for :func:`fit`; run in eval mode, then restored to its previous mode.

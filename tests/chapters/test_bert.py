@@ -24,7 +24,8 @@ from tlcourse.history import History
 from tlcourse.models import load_text_classifier, load_text_encoder
 from tlcourse.profiles import get_profile
 from tlcourse.runtime import seed_everything
-from tlcourse.text import PaddingCollator, TextClassificationDataset, sentence_features
+from tlcourse.pooling import sentence_features
+from tlcourse.text import PaddingCollator, TextClassificationDataset
 from tlcourse.train import evaluate
 
 

@@ -17,7 +17,8 @@ from tlcourse.chapters.peft import (SETTINGS, PeftSettings, build_classifier, en
 from tlcourse.data import make_loader
 from tlcourse.metrics import nearest_neighbour_accuracy
 from tlcourse.profiles import get_profile, settings_for
-from tlcourse.text import PaddingCollator, TextClassificationDataset, length_grouped_loader, sentence_features
+from tlcourse.pooling import sentence_features
+from tlcourse.text import PaddingCollator, TextClassificationDataset, length_grouped_loader
 
 
 def test_every_profile_has_settings_and_whole_epochs():

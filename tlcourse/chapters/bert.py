@@ -36,7 +36,7 @@ class BertSettings:
 
     Attributes:
         text_model, dataset: asset names of the encoder and the data (the registry may substitute).
-        pooling: the sentence vector the head reads (see :func:`tlcourse.text.pool_tokens`).
+        pooling: the sentence vector the head reads (see :func:`tlcourse.pooling.pool_tokens`).
         max_train_examples, max_validation_examples, max_test_examples: texts per split.
         num_epochs: epochs of every fine-tuning run (the same optimiser steps for every method).
         batch_size, max_length, max_steps_per_epoch: examples per step, tokens per text, step cap.
@@ -262,7 +262,7 @@ def train_linear_probe(head: nn.Module, train_set: TensorDataset, validation_set
     """Train ``head`` in place on cached sentence vectors, with :func:`fine_tune`'s recipe.
 
     Only the inputs differ from full fine-tuning: vectors from
-    :func:`tlcourse.text.sentence_features` instead of tokens, so an epoch takes milliseconds and
+    :func:`tlcourse.pooling.sentence_features` instead of tokens, so an epoch takes milliseconds and
     the probe can be trained to convergence; it keeps its best validation epoch.
 
     Args:

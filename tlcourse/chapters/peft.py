@@ -29,7 +29,7 @@ from tlcourse.models import SentenceClassifier, load_text_encoder
 from tlcourse.optimization import linear_warmup_schedule, weight_decay_groups
 from tlcourse.plotting import new_axes
 from tlcourse.runtime import make_generator
-from tlcourse.text import sentence_features
+from tlcourse.pooling import sentence_features
 from tlcourse.train import fit
 
 __all__ = ["PeftSettings", "SETTINGS", "FilmSplits", "load_film_splits", "METHODS", "LORA_TARGETS",
