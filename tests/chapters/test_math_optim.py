@@ -1,4 +1,4 @@
-"""Tests for tlcourse.optim: each rule matched step by step to torch.optim."""
+"""Tests for tlcourse.chapters.math_optim: each rule matched step by step to torch.optim."""
 
 from __future__ import annotations
 

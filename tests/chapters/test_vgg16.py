@@ -1,4 +1,4 @@
-"""Tests for tlcourse.vision, plus the on-disk formats the VGG16 chapter reads (offline)."""
+"""Tests for tlcourse.chapters.vgg16, plus the on-disk formats the VGG16 chapter reads (offline)."""
 
 from __future__ import annotations
 
