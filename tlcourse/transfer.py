@@ -166,6 +166,14 @@ def locate_submodule(model: nn.Module, path: str) -> tuple[nn.Module, str, nn.Mo
     return parent, name, module
 
 
+def _locate_head(model: nn.Module, head: str) -> tuple[nn.Module, str, nn.Module]:
+    """:func:`locate_submodule` for an argument called ``head``: its errors name ``head``, not ``path``."""
+    try:
+        return locate_submodule(model, head)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"head: {error}") from None
+
+
 def replace_head(model: nn.Module, path: str, num_classes: int) -> nn.Linear:
     """Replace the linear layer at ``path`` by a fresh one with ``num_classes`` outputs.
 
@@ -251,10 +259,7 @@ def split_head(model: nn.Module, head: str) -> tuple[nn.Module, nn.Module]:
         >>> backbone, fc = split_head(net, "1"); backbone(torch.zeros(1, 4)).shape
         torch.Size([1, 3])
     """
-    try:
-        parent, name, module = locate_submodule(model, head)
-    except (TypeError, ValueError) as error:  # the message names `path`, locate_submodule's argument
-        raise type(error)(f"head: {error}") from None
+    parent, name, module = _locate_head(model, head)
     setattr(parent, name, nn.Identity())
     return model, module
 
@@ -345,10 +350,7 @@ def linear_probe_then_fine_tune(model: nn.Module, head: str, probe: Callable[[nn
         >>> seen
         [['2.weight', '2.bias']]
     """
-    try:
-        _, _, head_module = locate_submodule(model, head)
-    except (TypeError, ValueError) as error:  # the message names `path`, locate_submodule's argument
-        raise type(error)(f"head: {error}") from None
+    _, _, head_module = _locate_head(model, head)
     freeze(model)  # stage 1, the probe: the head alone
     unfreeze(head_module)
     probe(head_module)
