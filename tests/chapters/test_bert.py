@@ -75,6 +75,33 @@ def test_fine_tune_keeps_the_best_validation_epoch():
     assert evaluate(model, validation)["accuracy"] == pytest.approx(kept["val_accuracy"])  # its weights are back
 
 
+def test_fine_tune_without_validation_keeps_the_last_epoch_and_trains_the_same_weights():
+    # the page's other seeds skip the validation pass when there is one epoch: the weights must be
+    # exactly those of the same run with validation, and the history must say which epoch is kept
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(64, 4, generator=generator)
+    labels = (features[:, 0] > 0).long()
+    validation = make_loader(TensorDataset(features, 1 - labels), 64, shuffle=False)
+    weights = []
+    for loader in (validation, None):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 2)
+        train = make_loader(TensorDataset(features, labels), 16, shuffle=True, seed=0)
+        history = fine_tune(model, train, loader, learning_rate=0.05, num_epochs=3, warmup_fraction=0.0)
+        weights.append(model.weight.detach().clone())
+    assert "val_accuracy" not in history.last and best_record(history)["epoch"] == 3
+    assert not torch.equal(weights[0], weights[1])  # with validation: an earlier, better epoch is back
+    torch.manual_seed(0)
+    one_epoch = nn.Linear(4, 2)
+    fine_tune(one_epoch, make_loader(TensorDataset(features, labels), 16, shuffle=True, seed=0), None,
+              learning_rate=0.05, num_epochs=1, warmup_fraction=0.0)
+    torch.manual_seed(0)
+    with_validation = nn.Linear(4, 2)
+    fine_tune(with_validation, make_loader(TensorDataset(features, labels), 16, shuffle=True, seed=0), validation,
+              learning_rate=0.05, num_epochs=1, warmup_fraction=0.0)
+    assert torch.equal(one_epoch.weight, with_validation.weight)
+
+
 def test_best_record_picks_the_first_of_ties_and_refuses_an_empty_history():
     history = History([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.8},
                        {"epoch": 3, "val_accuracy": 0.8}])

@@ -18,7 +18,7 @@ from tlcourse.data import download_asset, load_rotten_tomatoes_snippets, load_ss
 from tlcourse.history import History
 from tlcourse.metrics import most_confident_mistakes
 from tlcourse.models import SentenceClassifier, load_text_encoder
-from tlcourse.optimization import layerwise_lr_groups, linear_warmup_schedule, weight_decay_groups
+from tlcourse.optimization import adamw, layerwise_lr_groups, linear_warmup_schedule, weight_decay_groups
 from tlcourse.profiles import Profile, settings_for
 from tlcourse.runtime import make_generator, seed_everything
 from tlcourse.text import TextClassificationDataset, length_grouped_loader, validate_texts_and_labels
@@ -181,7 +181,7 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
                            [test_texts[i] for i in test], [test_labels[i] for i in test], description)
 
 
-def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, learning_rate: float, num_epochs: int,
+def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any | None, *, learning_rate: float, num_epochs: int,
               weight_decay: float = 0.01, warmup_fraction: float = 0.1, max_grad_norm: float | None = 1.0,
               max_steps_per_epoch: int | None = None, device: torch.device | str = "cpu",
               mixed_precision: bool = False, layerwise_decay: float | None = None) -> History:
@@ -193,7 +193,8 @@ def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, le
 
     Args:
         model, train_loader: returns logits (or ``.logits``) for a batch; yields batches with labels.
-        validation_loader: scored after every epoch; never the test set.
+        validation_loader: scored after every epoch; never the test set. ``None``: no validation
+            pass, the model keeps its last epoch (with one epoch there is nothing to choose).
         learning_rate, num_epochs: peak learning rate; epochs, all run (early stopping chooses one).
         weight_decay, warmup_fraction: decay of the non-exempt weights; share of steps warming up.
         max_grad_norm, max_steps_per_epoch, device, mixed_precision: passed to ``fit`` (``None``: no clipping).
@@ -201,7 +202,7 @@ def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, le
             factor per layer (``learning_rate`` is then the head's); default: one rate for all.
 
     Returns:
-        The :class:`~tlcourse.history.History`, one record per epoch (``val_*`` on validation).
+        The :class:`~tlcourse.history.History`, one record per epoch (``val_*`` on validation, if given).
 
     Raises:
         ValueError: ``warmup_fraction`` outside ``[0, 1]``, or whatever ``fit`` refuses.
@@ -211,15 +212,11 @@ def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, le
     """
     if not 0 <= warmup_fraction <= 1:
         raise ValueError(f"warmup_fraction must be in [0, 1], got {warmup_fraction}")
-    steps_per_epoch = len(train_loader)
-    if max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
+    steps_per_epoch = min(len(train_loader), max_steps_per_epoch or len(train_loader))
     total_steps = max(1, steps_per_epoch * num_epochs)
-    if layerwise_decay is None:
-        groups = weight_decay_groups(model, weight_decay, learning_rate)
-    else:
-        groups = layerwise_lr_groups(model, learning_rate, layerwise_decay, weight_decay)
-    optimizer = torch.optim.AdamW([group for group in groups if group["params"]], lr=learning_rate)
+    groups = (weight_decay_groups(model, weight_decay, learning_rate) if layerwise_decay is None
+              else layerwise_lr_groups(model, learning_rate, layerwise_decay, weight_decay))
+    optimizer = adamw(groups, device)  # fused where PyTorch has the kernel: the same update up to rounding
     scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total_steps), total_steps)
     history, best_accuracy, best_state = History(), -1.0, None
     for epoch in range(1, num_epochs + 1):
@@ -228,9 +225,10 @@ def fine_tune(model: nn.Module, train_loader: Any, validation_loader: Any, *, le
                      device=device, mixed_precision=mixed_precision, max_grad_norm=max_grad_norm,
                      max_steps_per_epoch=max_steps_per_epoch).last
         history.records.append({**record, "epoch": epoch})
-        if record["val_accuracy"] > best_accuracy:  # early stopping: remember the best epoch's weights
-            best_accuracy, best_state = record["val_accuracy"], copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+        if validation_loader is not None and record["val_accuracy"] > best_accuracy:  # early stopping:
+            best_accuracy, best_state = record["val_accuracy"], copy.deepcopy(model.state_dict())  # the best epoch
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return history
 
 
@@ -241,7 +239,7 @@ def best_record(history: History) -> dict[str, float]:
         history: from :func:`fine_tune` or :func:`train_linear_probe`.
 
     Returns:
-        That epoch's record.
+        That epoch's record; the last epoch's for a run without validation.
 
     Raises:
         ValueError: an empty history.
@@ -253,6 +251,8 @@ def best_record(history: History) -> dict[str, float]:
     check_instance("history", history, History)
     if not history.records:
         raise ValueError("history is empty: no epoch has finished")
+    if "val_accuracy" not in history.records[0]:
+        return history.records[-1]
     return max(history.records, key=lambda record: record["val_accuracy"])
 
 
@@ -286,7 +286,7 @@ def train_linear_probe(head: nn.Module, train_set: TensorDataset, validation_set
 METHODS = ("full fine-tuning", "LP-FT")
 
 
-def train_classifier(method: str, source: str, train_data: TextClassificationDataset, validation_loader: Any, *,
+def train_classifier(method: str, source: str, train_data: TextClassificationDataset, validation_loader: Any | None, *,
                      config: BertSettings, learning_rate: float, seed: int, collate_fn: Any,
                      probe_features: tuple[TensorDataset, TensorDataset] | None = None,
                      probe_learning_rate: float | None = None, device: torch.device | str = "cpu",
@@ -299,7 +299,8 @@ def train_classifier(method: str, source: str, train_data: TextClassificationDat
 
     Args:
         method, source: ``"full fine-tuning"`` or ``"LP-FT"``; where the pretrained encoder loads from.
-        train_data, validation_loader: tokenised training texts; validation token batches.
+        train_data, validation_loader: tokenised training texts; validation token batches (``None``:
+            see :func:`fine_tune`; LP-FT's probe still stops on its cached validation vectors).
         config: the chapter's settings (pooling, epochs, batch size, warmup, frozen word embeddings).
         learning_rate, seed: peak rate of the fine-tuning (second) stage; head init, batch order, dropout.
         collate_fn: pads the training batches.

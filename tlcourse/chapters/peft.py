@@ -26,7 +26,7 @@ from tlcourse.checks import check_instance, check_int
 from tlcourse.data import load_rotten_tomatoes_snippets, split_by_group
 from tlcourse.metrics import nearest_neighbour_accuracy
 from tlcourse.models import SentenceClassifier, load_text_encoder
-from tlcourse.optimization import linear_warmup_schedule, weight_decay_groups
+from tlcourse.optimization import adamw, linear_warmup_schedule, weight_decay_groups
 from tlcourse.plotting import new_axes
 from tlcourse.runtime import make_generator
 from tlcourse.pooling import sentence_features
@@ -315,9 +315,7 @@ def train_steps(model: nn.Module, loader: Any, *, num_steps: int, learning_rate:
                 groups.append({"params": members, "weight_decay": group["weight_decay"], "lr": rate})
     if not groups:
         raise ValueError("the model has no trainable parameter: nothing to train")
-    # fused: one kernel instead of a loop over tensors, the same update up to rounding (on a CPU the
-    # loop takes a quarter of a full fine-tuning step of MiniLM)
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate, fused=torch.device(device).type in ("cpu", "cuda") or None)
+    optimizer = adamw(groups, device)  # fused where PyTorch has the kernel: the same update up to rounding
     total = per_epoch * num_epochs
     scheduler = linear_warmup_schedule(optimizer, int(warmup_fraction * total), total)
     steps: list[int] = []
