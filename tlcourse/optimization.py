@@ -295,7 +295,8 @@ def adamw(groups: Sequence[dict], device: torch.device | str = "cpu") -> torch.o
         The optimiser.
 
     Raises:
-        ValueError: every group is empty (nothing would train).
+        TypeError: ``groups`` is not a list (or is a generator such as ``model.parameters()``).
+        ValueError: a group is not a dict with ``params`` and ``lr``, or every group is empty.
 
     Example:
         >>> net = nn.Linear(2, 2)
