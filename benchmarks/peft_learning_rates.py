@@ -6,7 +6,7 @@ own settings for a profile (``cpu`` by default), seed 0, the chapter's splits, a
 vectors; then, with the new head at that rate, the pretrained weights' rate of BitFit, LoRA (the
 largest rank) and full fine-tuning. L2-SP uses full fine-tuning's rate. Only validation accuracy
 is looked at; the test films and the retrieval set are not touched. Writes
-``benchmarks/results/peft_learning_rates.json``.
+``benchmarks/results/peft_learning_rates_<profile>_<num_steps>_steps.json``.
 
 Usage: python benchmarks/peft_learning_rates.py [--profile cpu] [--num-steps N --max-train-examples M]
 """
@@ -42,7 +42,7 @@ def main() -> None:
     """Run the sweep and write its JSON file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--num-steps", type=int, help="try another budget than the settings' (with --max-train)")
+    parser.add_argument("--num-steps", type=int, help="try another budget than the settings' (with --max-train-examples)")
     parser.add_argument("--max-train-examples", type=int)
     arguments = parser.parse_args()
     os.environ["TLCOURSE_PROFILE"] = arguments.profile
