@@ -351,6 +351,8 @@ CASES: list[Case] = [
     case("pooling.pool_tokens", "pooling", "unknown name", "max", V, r"one of",
          lambda: {"outputs": None, "attention_mask": torch.ones(1, 2)}),
     case("pooling.sentence_features", "poolings", "empty", [], V, r"non-empty list", lambda: {"encoder": _net(), "loader": []}),
+    case("pooling.dataset_features", "dataset", "wrong type", [1, 2], TE, r"lengths\(\) method",
+         lambda: {"encoder": _net(), "poolings": ["mean"], "batch_size": 2, "collate_fn": None}, shows="list"),
     # ---- train ----
     case("train.move_to_device", "device", "unknown name", "tpu", V, r"device", lambda: {"batch": torch.zeros(2)}),
     case("train.fit", "num_epochs", "out of range", 0, V, r"positive int",

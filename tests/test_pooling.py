@@ -8,7 +8,7 @@ import torch
 
 from tlcourse.data import make_loader
 from tlcourse.models import load_text_encoder
-from tlcourse.pooling import pool_tokens, sentence_features
+from tlcourse.pooling import dataset_features, pool_tokens, sentence_features
 from tlcourse.text import PaddingCollator, TextClassificationDataset
 
 
@@ -35,6 +35,24 @@ def test_sentence_features_match_the_encoder_and_ignore_padding(tiny_folder):
     with pytest.raises(ValueError, match="needs a 'labels' entry"):
         sentence_features(encoder, [{"input_ids": torch.ones(1, 2, dtype=torch.long),
                                      "attention_mask": torch.ones(1, 2, dtype=torch.long)}], poolings=["cls"])
+
+
+def test_dataset_features_equal_a_pass_in_order_and_keep_the_order(tiny_folder):
+    tokenizer, encoder = load_text_encoder(tiny_folder)
+    texts = ["the film was very very dull and long", "good", "bad film", "a fine, fine film", "no"]
+    data = TextClassificationDataset(texts, [0, 1, 0, 1, 0], tokenizer, max_length=16)
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    reference = sentence_features(encoder, make_loader(data, batch_size=2, shuffle=False, collate_fn=collator),
+                                  poolings=["cls", "mean"])
+    sorted_pass = dataset_features(encoder, data, ["cls", "mean"], batch_size=2, collate_fn=collator)
+    for pooling in ("cls", "mean"):
+        torch.testing.assert_close(sorted_pass[pooling].tensors[0], reference[pooling].tensors[0],
+                                   atol=1e-5, rtol=1e-4)
+        assert sorted_pass[pooling].tensors[1].tolist() == [0, 1, 0, 1, 0]
+    with pytest.raises(TypeError, match="lengths"):
+        dataset_features(encoder, list(data), ["cls"], batch_size=2, collate_fn=collator)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        dataset_features(encoder, data, ["cls"], batch_size=0, collate_fn=collator)
 
 
 def test_pool_tokens_by_hand():
