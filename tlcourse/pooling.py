@@ -3,9 +3,9 @@
 ``pool_tokens`` reads the ``[CLS]`` vector, the mean over real tokens, or BERT's pooler from an
 encoder's outputs; ``sentence_features`` runs a frozen encoder once over a loader and keeps every
 pooling asked for, so that linear probes train on the cache; ``dataset_features`` does so over a
-tokenised dataset, shortest texts first (less padding), with its rows back in the dataset's order. Tokens and padded batches are in
-:mod:`tlcourse.text`; the classifier that pools inside its forward pass is
-:class:`tlcourse.models.SentenceClassifier`.
+tokenised dataset, shortest texts first (less padding), with its rows back in the dataset's order.
+Tokens and padded batches are in :mod:`tlcourse.text`; the classifier that pools inside its forward
+pass is :class:`tlcourse.models.SentenceClassifier`.
 """
 from __future__ import annotations
 
