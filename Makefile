@@ -33,17 +33,27 @@ book: $(STAMP)
 
 test: unit notebooks rehearsal book-strict
 
+# Unit tests and notebooks run in TEST_WORKERS processes (pytest-xdist), each with one thread:
+# this work is mostly single-threaded (imports, kernel start-up, small tensors), so on 2 cores two
+# one-thread workers take 0.6x the time of one two-thread process. Without OMP_NUM_THREADS=1 each
+# worker would start as many threads as cores, and the oversubscribed cores made the smoke
+# notebooks 3.4x slower. A test file (--dist loadfile) or a notebook (--dist loadscope: its cells
+# share one kernel) stays on one worker. TEST_WORKERS=0: everything in one process, all threads.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS)
+ONE_THREAD := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+
 # The docstring examples are run too (--doctest-modules), so they cannot go stale.
 unit: $(STAMP)
-	$(PY) -m pytest --doctest-modules tests tlcourse
+	$(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadfile --doctest-modules tests tlcourse
 
 # nbval runs .ipynb: convert the chapters listed in _toc.yml with jupytext, then run each
 # end to end in the smoke profile (--nbval-lax: run every cell, compare no stored outputs).
 notebooks: $(STAMP)
 	rm -rf _build/nbval
 	$(PY) tools/toc_notebooks.py _build/nbval
-	TLCOURSE_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-		-p no:cacheprovider _build/nbval/*.ipynb
+	TLCOURSE_PROFILE=smoke $(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadscope --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:cacheprovider _build/nbval/*.ipynb
 
 # The gpu profile's code path (canonical VGG16, CIFAR-10, bert-base-uncased, SST-2, no stand-ins) at
 # smoke sizes on the CPU, against synthetic canonical assets in their real on-disk formats
@@ -52,8 +62,8 @@ rehearsal: $(STAMP)
 	rm -rf _build/rehearsal
 	$(PY) tools/toc_notebooks.py _build/rehearsal/notebooks
 	$(PY) -m tlcourse.rehearsal _build/rehearsal/assets > _build/rehearsal/environment.sh
-	. ./_build/rehearsal/environment.sh && $(PY) -m pytest --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:cacheprovider _build/rehearsal/notebooks/*.ipynb
+	. ./_build/rehearsal/environment.sh && $(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadscope --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider _build/rehearsal/notebooks/*.ipynb
 
 # One chapter, headless, executed notebook saved (for GPU machines without a Jupyter front end):
 #   make chapter NAME=vgg16 PROFILE=gpu   ->   _build/chapters/vgg16.ipynb
