@@ -42,6 +42,9 @@ test: unit notebooks rehearsal book-strict
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS)
 ONE_THREAD := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+# The pytest command of both notebook passes below.
+NBVAL := $(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadscope --nbval-lax --nbval-current-env \
+	--nbval-cell-timeout=600 -p no:cacheprovider
 
 # The docstring examples are run too (--doctest-modules), so they cannot go stale.
 unit: $(STAMP)
@@ -52,8 +55,7 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	rm -rf _build/nbval
 	$(PY) tools/toc_notebooks.py _build/nbval
-	TLCOURSE_PROFILE=smoke $(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadscope --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=600 -p no:cacheprovider _build/nbval/*.ipynb
+	TLCOURSE_PROFILE=smoke $(NBVAL) _build/nbval/*.ipynb
 
 # The gpu profile's code path (canonical VGG16, CIFAR-10, bert-base-uncased, SST-2, no stand-ins) at
 # smoke sizes on the CPU, against synthetic canonical assets in their real on-disk formats
@@ -62,8 +64,7 @@ rehearsal: $(STAMP)
 	rm -rf _build/rehearsal
 	$(PY) tools/toc_notebooks.py _build/rehearsal/notebooks
 	$(PY) -m tlcourse.rehearsal _build/rehearsal/assets > _build/rehearsal/environment.sh
-	. ./_build/rehearsal/environment.sh && $(ONE_THREAD) $(PY) -m pytest $(XDIST) --dist loadscope --nbval-lax \
-		--nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider _build/rehearsal/notebooks/*.ipynb
+	. ./_build/rehearsal/environment.sh && $(NBVAL) _build/rehearsal/notebooks/*.ipynb
 
 # One chapter, headless, executed notebook saved (for GPU machines without a Jupyter front end):
 #   make chapter NAME=vgg16 PROFILE=gpu   ->   _build/chapters/vgg16.ipynb
