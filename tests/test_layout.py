@@ -52,11 +52,6 @@ def test_no_import_cycles():
             visit(module, [module])
 
 
-def test_modules_are_readable_in_one_sitting():
-    for path in PACKAGE.rglob("*.py"):
-        assert len(path.read_text().splitlines()) <= 400, f"{path.name} is over 400 lines"
-
-
 def test_profile_names_are_only_read_through_settings_tables():
     book = PACKAGE.parent / "book"
     for path in list(PACKAGE.rglob("*.py")) + list(book.glob("*.md")):
