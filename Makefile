@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make book   create .venv if absent, install, build the book executing every chapter
+#   make book   create .venv if absent, install, build the book; a chapter is executed again only when
+#               its code cells, tlcourse/, the requirements or the profile changed (tools/execution_cache.py)
 #   make test   install if needed, unit tests, every chapter under nbval (smoke), then the whole book
 #               built in the cpu profile with -W: every lesson's claim is checked, a failed one fails
 PYTHON ?= python3
@@ -11,7 +12,7 @@ export TLCOURSE_QUIET := 1
 # tokenizers' worker threads warn after a fork; the book never needs the parallelism.
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install book test unit notebooks rehearsal chapter book-strict pdf latex-deps clean
+.PHONY: install book book-fresh test unit notebooks rehearsal chapter book-strict pdf latex-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ JB_FLAGS ?=
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	@echo "Open _build/html/index.html"
+
+# Every chapter executed again, whatever the cache holds.
+book-fresh: $(STAMP)
+	rm -rf _build/jupyter-cache
+	$(MAKE) book
 
 test: unit notebooks rehearsal book-strict
 
@@ -77,7 +83,9 @@ chapter: $(STAMP)
 	@echo "executed: _build/chapters/$(NAME).ipynb"
 
 # The published book's numbers, with their lessons checked: the cpu profile, warnings as errors
-# (without -W a failing cell, a failed claim among them, is only a warning).
+# (without -W a failing cell, a failed claim among them, is only a warning). It shares the execution
+# cache with `make book` (_build/jupyter-cache/<key>): chapters already executed with the same code,
+# package, requirements and profile are reused, and a failed run is never cached.
 book-strict: $(STAMP)
 	rm -rf _build/strict
 	TLCOURSE_PROFILE=cpu $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
