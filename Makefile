@@ -91,6 +91,9 @@ book-strict: $(STAMP)
 	TLCOURSE_PROFILE=cpu $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
 	# the site must work from a static server and from disk: serve it on 127.0.0.1, fetch every link
 	$(PY) tools/check_site.py _build/strict/_build/html
+	# opened from disk in headless Chromium with no network: every formula rendered, nothing fetched from
+	# outside (skipped, and said so, where Debian's chromium is not installed; .ci/run installs it)
+	$(PY) tools/check_offline.py _build/strict/_build/html
 
 # The PDF (_build/latex/book.pdf), typeset by xelatex (the glossary and key points are in Chinese).
 # Run after `make book`, it reuses that build's executed notebooks (the same _build environment)
