@@ -1,4 +1,4 @@
-"""Tests of tlcourse.chapters.fusion: the digit data, the MLP, its training recipe and its permutations."""
+"""Tests of tlcourse.chapters.fusion: the digit data, its shift and the settings."""
 
 from __future__ import annotations
 
@@ -7,31 +7,10 @@ import math
 import pytest
 import torch
 from scipy import ndimage
-from torch import nn
-from torch.utils.data import TensorDataset
 
-from tlcourse.chapters.fusion import (
-    MNIST_MEAN,
-    MNIST_STD,
-    SETTINGS,
-    fine_tune_copy,
-    load_target_task,
-    make_broad_digits,
-    make_digit_mlp,
-    optical_digits_as_mnist,
-    permute_hidden_units,
-    pretrain_digit_classifier,
-    rotate_digits,
-)
-from tlcourse.data import make_loader
+from tlcourse.chapters.fusion import (MNIST_MEAN, MNIST_STD, SETTINGS, load_target_task, make_broad_digits,
+                                      optical_digits_as_mnist, rotate_digits)
 from tlcourse.profiles import get_profile, settings_for
-from tlcourse.runtime import seed_everything
-from tlcourse.train import fit
-
-
-def _digits(count: int, seed: int) -> TensorDataset:
-    generator = torch.Generator().manual_seed(seed)
-    return TensorDataset(torch.randn(count, 1, 28, 28, generator=generator), torch.randint(5, (count,), generator=generator))
 
 
 def _blob(size: int = 28) -> torch.Tensor:
@@ -111,82 +90,6 @@ def test_load_target_task_splits_once_and_rotates_the_test_digits() -> None:
         load_target_task(images, labels[:50], 0, 20, 25, 45.0)
     with pytest.raises(ValueError, match="num_train_examples must be a positive int, got 0"):
         load_target_task(images, labels, 0, 0, 25, 45.0)
-
-
-def test_pretrain_digit_classifier_is_the_same_as_fitting_by_hand() -> None:
-    data = _digits(32, 0)
-    pretrained = pretrain_digit_classifier(8, make_loader(data, 8, shuffle=True, seed=0), num_epochs=2, seed=3,
-                                           num_classes=5)
-    # independent reference: the same training written out
-    seed_everything(3)
-    reference = make_digit_mlp(5, 8)
-    fit(reference, make_loader(data, 8, shuffle=True, seed=0), torch.optim.Adam(reference.parameters(), 1e-3),
-        num_epochs=2, progress=False)
-    for name, value in reference.state_dict().items():
-        torch.testing.assert_close(pretrained.state_dict()[name], value, rtol=0, atol=0)
-
-
-def test_fine_tune_copy_leaves_the_start_alone_and_is_reproducible() -> None:
-    seed_everything(0)
-    probe = make_digit_mlp(5, 8)
-    before = {k: v.clone() for k, v in probe.state_dict().items()}
-    data = _digits(32, 2)
-    first = fine_tune_copy(probe, data, 1e-2, seed=4, batch_size=8, num_epochs=1)
-    second = fine_tune_copy(probe, data, 1e-2, seed=4, batch_size=8, num_epochs=1)
-    for key, value in probe.state_dict().items():
-        assert torch.equal(value, before[key]), key
-    for key, value in first.state_dict().items():
-        assert torch.equal(value, second.state_dict()[key]), key
-    assert not torch.equal(first.head.weight, probe.head.weight)
-
-
-def test_permute_hidden_units_preserves_the_function_and_changes_the_weights() -> None:
-    torch.manual_seed(0)
-    net = make_digit_mlp(num_classes=3, hidden_size=8).eval()
-    permuted_state = permute_hidden_units(net, generator=torch.Generator().manual_seed(1))
-    permuted = make_digit_mlp(num_classes=3, hidden_size=8).eval()
-    permuted.load_state_dict(permuted_state)  # strict: same keys and shapes
-    inputs = torch.randn(5, 1, 28, 28)
-    with torch.no_grad():
-        torch.testing.assert_close(permuted(inputs), net(inputs))
-    original = net.state_dict()
-    for key in ("body.1.weight", "body.1.bias", "body.3.weight", "body.3.bias", "head.weight"):
-        assert not torch.equal(permuted_state[key], original[key]), key
-    assert torch.equal(permuted_state["head.bias"], original["head.bias"])  # outputs are not permuted
-    # the same units are still there, only reordered
-    torch.testing.assert_close(permuted_state["body.1.bias"].sort().values, original["body.1.bias"].sort().values)
-
-
-def test_permute_hidden_units_with_explicit_permutations_matches_hand_indexing() -> None:
-    torch.manual_seed(0)
-    state = make_digit_mlp(num_classes=2, hidden_size=3).state_dict()
-    first, second = torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0])
-    permuted = permute_hidden_units(state, permutations=(first, second))
-    torch.testing.assert_close(permuted["body.1.weight"][0], state["body.1.weight"][2])
-    torch.testing.assert_close(permuted["body.3.weight"][0, 1], state["body.3.weight"][1, 0])
-    torch.testing.assert_close(permuted["head.weight"][:, 2], state["head.weight"][:, 0])
-    identity = permute_hidden_units(state, permutations=(torch.arange(3), torch.arange(3)))
-    for key in state:
-        assert torch.equal(identity[key], state[key])
-
-
-def test_permute_hidden_units_bad_inputs_raise() -> None:
-    state = make_digit_mlp(num_classes=2, hidden_size=3).state_dict()
-    missing = {key: value for key, value in state.items() if key != "body.3.weight"}
-    with pytest.raises(ValueError, match="missing key 'body.3.weight'"):
-        permute_hidden_units(missing)
-    with pytest.raises(ValueError, match="unexpected keys"):
-        permute_hidden_units({**state, "extra.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match="missing key 'body.1.weight'"):
-        permute_hidden_units(nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="do not chain"):
-        permute_hidden_units({**state, "head.weight": torch.zeros(2, 4)})
-    with pytest.raises(ValueError, match=r"permutation of 0\.\.2"):
-        permute_hidden_units(state, permutations=(torch.tensor([0, 0, 1]), torch.arange(3)))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        permute_hidden_units(state, permutations=(torch.arange(3), torch.arange(4)))
-    with pytest.raises(TypeError, match="nn.Module or a state dict"):
-        permute_hidden_units([1, 2, 3])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
