@@ -12,7 +12,7 @@ export TLCOURSE_QUIET := 1
 # tokenizers' worker threads warn after a fork; the book never needs the parallelism.
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install book book-fresh test unit notebooks rehearsal chapter book-strict pdf latex-deps clean
+.PHONY: install book book-fresh test test-latest test-colab unit notebooks rehearsal chapter book-strict pdf latex-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,17 @@ rehearsal: $(STAMP)
 	$(PY) tools/toc_notebooks.py _build/rehearsal/notebooks
 	$(PY) -m tlcourse.rehearsal _build/rehearsal/assets > _build/rehearsal/environment.sh
 	. ./_build/rehearsal/environment.sh && $(NBVAL) _build/rehearsal/notebooks/*.ipynb
+
+# Not part of `make test`: the chapters against other environments (tools/environments.py), each in its
+# own venv under _build/. test-latest: the newest release of every runtime package (torch included),
+# unit tests and smoke notebooks. test-colab: Colab's shape, a torch pair installed first (the newest,
+# then pyproject.toml's oldest), then the chapters' own Colab cell, then the smoke notebooks.
+test-latest: $(STAMP)
+	$(PY) tools/environments.py latest _build/env-latest
+
+test-colab: $(STAMP)
+	$(PY) tools/environments.py colab _build/env-colab-newest --torch newest
+	$(PY) tools/environments.py colab _build/env-colab-oldest --torch oldest
 
 # One chapter, headless, executed notebook saved (for GPU machines without a Jupyter front end):
 #   make chapter NAME=vgg16 PROFILE=gpu   ->   _build/chapters/vgg16.ipynb
