@@ -53,13 +53,21 @@ def test_recompute_batchnorm_statistics_with_no_batches_keeps_the_statistics() -
     for key, value in net[1].state_dict().items():
         assert torch.equal(value, before[key]), key
     assert net[1].momentum == 0.1
-    with pytest.raises(TypeError, match=r"loader must yield \(inputs, targets\) pairs, got Tensor"):
-        recompute_batchnorm_statistics(net, [torch.randn(4, 2)])
-    assert torch.equal(net[1].running_mean, before["running_mean"])
-    with pytest.raises(TypeError, match="model must be an nn.Module, got NoneType"):
-        recompute_batchnorm_statistics(None, [])
-    with pytest.raises(TypeError, match="model must be an nn.Module, got list"):
-        frozen_norms_to_eval([])
+
+
+def test_recompute_batchnorm_statistics_equals_torch_update_bn_without_frozen_layers() -> None:
+    import copy
+
+    from torch.optim.swa_utils import update_bn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 4), nn.BatchNorm1d(4))
+    reference = copy.deepcopy(net)
+    batches = [(torch.randn(8, 3) * 2 + 1, torch.zeros(8, dtype=torch.long)) for _ in range(3)]
+    recompute_batchnorm_statistics(net, batches)
+    update_bn(batches, reference)
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[key], value)
 
 
 def test_batchnorm_mode_accuracies_against_manual_normalisation():

@@ -143,9 +143,6 @@ def test_temporary_files_of_killed_writes_are_removed_on_next_save(tmp_path):
     orphan.write_bytes(b"half a checkpoint")
     live = tmp_path / f".c.safetensors.{os.getppid()}.def456.tmp"  # a live writer's file stays
     live.write_bytes(b"being written")
-    legacy = tmp_path / ".c.safetensors.k2j4h5g6.tmp"  # no pid: removed once older than an hour
-    legacy.write_bytes(b"old")
-    os.utime(legacy, (0, 0))
     other = tmp_path / f".other.safetensors.{dead_pid}.x.tmp"  # another target's: not touched
     other.write_bytes(b"x")
     save_checkpoint(tmp_path / "c.safetensors", {"epoch": 1})
@@ -160,10 +157,25 @@ def test_temporary_files_of_killed_writes_are_removed_on_next_save(tmp_path):
     (lambda: check_state_dict_matches(None, {}), TypeError, "model must be an nn.Module, got NoneType"),
     (lambda: check_state_dict_matches(nn.Linear(1, 1), None), TypeError, "state_dict must be a mapping"),
     (lambda: load_checkpoint("no/such/file.safetensors"), CheckpointError, r"no/such/file\.safetensors does not exist"),
+    (lambda: load_checkpoint(None), TypeError, "path must be a file path .*got NoneType"),
+    (lambda: save_checkpoint(3, {}), TypeError, "path must be a file path .*got int"),
 ])
 def test_bad_inputs_raise_a_message_naming_the_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_a_key_stored_twice_is_refused_not_lost(tmp_path):
+    # {"a.b": t1} and {"a": {"b": t2}} would both be stored as the tensor "a.b": one would vanish
+    with pytest.raises(ValueError, match="state: two entries are both stored under the key 'a.b'"):
+        save_checkpoint(tmp_path / "c.safetensors", {"a.b": torch.ones(1), "a": {"b": torch.zeros(1)}})
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_a_weights_only_file_is_named_as_such(tmp_path):
+    path = save_state_dict(nn.Linear(2, 2).state_dict(), tmp_path / "w.safetensors", metadata={"asset": "x"})
+    with pytest.raises(CheckpointError, match=r"w\.safetensors is a weights-only file \(written by save_state_dict\)"):
+        load_checkpoint(path)
 
 
 def test_training_state_round_trip_restores_weights_optimizer_generators_and_history(tmp_path):
@@ -194,5 +206,7 @@ def test_training_state_round_trip_restores_weights_optimizer_generators_and_his
     assert torch.equal(fresh_optimizer.state_dict()["state"][0]["exp_avg"], moments)
     assert torch.equal(torch.rand(3), expected_draw)
     assert [batch.tolist() for batch in fresh_loader] == [batch.tolist() for batch in expected_order]
-    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+    with pytest.raises(CheckpointError, match="optimizer of type Adam, this optimizer is of type SGD"):
         restore_training_state(path, fresh, torch.optim.SGD([torch.nn.Parameter(torch.zeros(5))], lr=0.1))
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        restore_training_state(path, fresh, torch.optim.Adam([torch.nn.Parameter(torch.zeros(5))], lr=0.1))

@@ -60,8 +60,6 @@ def test_training_memory_leaves_the_model_as_it_was():
     assert not net.training
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(p.grad is None for p in net.parameters())
-    with pytest.raises(ValueError, match="batch needs a 'labels' entry"):
-        training_memory(net, {"x": torch.randn(5, 6)})
 
 
 def test_checkpoint_bytes_is_the_size_of_the_trainable_parameters_file(tmp_path):
@@ -73,9 +71,6 @@ def test_checkpoint_bytes_is_the_size_of_the_trainable_parameters_file(tmp_path)
     assert sorted(load_file(path)) == ["head.bias", "head.weight"]  # read by the safetensors library itself
     net.body.requires_grad_(True)
     assert checkpoint_bytes(net) - size >= 4 * (6 * 8 + 8)
-    net.requires_grad_(False)
-    with pytest.raises(ValueError, match="no trainable parameter"):
-        checkpoint_bytes(net)
 
 
 def test_training_memory_frees_the_activations_it_counted():
@@ -120,41 +115,11 @@ def test_forward_flops_leaves_the_mode_and_gradients_alone():
     assert net.training and all(p.grad is None for p in net.parameters())
 
 
-def test_forward_flops_rejects_bad_input():
-    with pytest.raises(TypeError, match="model must be an nn.Module"):
-        forward_flops(lambda x: x, torch.ones(1, 6))
-    with pytest.raises(TypeError, match="example_inputs must be a tensor"):
-        forward_flops(Net(), 3.0)
-    with pytest.raises(ValueError, match="no matrix product or convolution"):
-        forward_flops(nn.ReLU(), torch.ones(1, 6))
-
-
 def test_estimate_training_seconds_is_three_forward_passes_over_the_epochs():
     # by hand: 2 GFLOPs forward, x 3 for a training step (forward, and backward at about twice it),
     # x 500 examples x 4 epochs = 1.2e13 FLOPs; at 1 TFLOP/s that is 12 seconds
     assert estimate_training_seconds(2e9, 500, 4, 1e12) == pytest.approx(12.0)
     assert estimate_training_seconds(2e9, 500, 4, 1e12, training_factor=1.0) == pytest.approx(4.0)
-
-
-@pytest.mark.parametrize("arguments, message", [
-    ((0, 500, 4, 1e12), "flops_per_example must be positive"),
-    ((1e9, 0, 4, 1e12), "examples must be positive"),
-    ((1e9, 500, -1, 1e12), "epochs must be positive"),
-    ((1e9, 500, 4, 0.0), "sustained_flops must be positive"),
-    ((float("nan"), 500, 4, 1e12), "flops_per_example must be positive"),
-])
-def test_estimate_training_seconds_rejects_bad_input(arguments, message):
-    with pytest.raises(ValueError, match=message):
-        estimate_training_seconds(*arguments)
-    with pytest.raises(ValueError, match="training_factor must be at least 1"):
-        estimate_training_seconds(1e9, 500, 4, 1e12, training_factor=0.5)
-
-
-def test_estimate_training_seconds_rejects_what_is_not_a_number():
-    with pytest.raises(TypeError, match="examples must be a real number, got str"):
-        estimate_training_seconds(1e9, "500", 4, 1e12)
-    with pytest.raises(TypeError, match="epochs must be a real number, got NoneType"):
-        estimate_training_seconds(1e9, 500, None, 1e12)
 
 
 def test_forward_flops_on_the_meta_device_equals_the_count_on_real_weights():

@@ -19,14 +19,12 @@ def test_file_digest_matches_hashlib_and_sees_a_rewrite(tmp_path, algorithm):
     assert file_digest(file, algorithm) == hashlib.new(algorithm, b"other").hexdigest()
 
 
-def test_digest_matches_a_prefix_and_refuses_a_short_one(tmp_path):
+def test_digest_matches_a_prefix(tmp_path):
     file = tmp_path / "a"
     file.write_bytes(b"abc")
     full = hashlib.sha256(b"abc").hexdigest()
     assert digest_matches(file, full[:8]) and digest_matches(file, full.upper())
     assert not digest_matches(file, "0" * 8) and not digest_matches(tmp_path / "missing", full)
-    with pytest.raises(ValueError, match="expected must hold at least 8 hex digits, got 'abc'"):
-        digest_matches(file, "abc")
 
 
 def test_safetensors_truncated_anywhere_is_not_complete(tmp_path):
@@ -80,5 +78,3 @@ def test_sidecar_round_trip_and_mismatch(tmp_path):
     assert sidecar_matches(file)
     file.write_text("line\nmore\n")
     assert not sidecar_matches(file)
-    with pytest.raises(ValueError, match="digest must be 64 lowercase hex digits .* got 'xyz'"):
-        write_sidecar(file, "xyz")

@@ -43,8 +43,8 @@ def test_schedule_matches_transformers():
     theirs = run(lambda o: get_linear_schedule_with_warmup(o, 3, 10))
     assert ours == pytest.approx(theirs)
     assert ours[0] == 0.0 and ours[3] == pytest.approx(0.1) and ours[10] == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="warmup_steps"):
-        linear_warmup_schedule(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), 11, 10)
+    # by hand: 0.1 * s / 3 while warming up, then 0.1 * (10 - s) / 7
+    assert ours == pytest.approx([0.1 * s / 3 for s in range(3)] + [0.1 * (10 - s) / 7 for s in range(3, 11)])
 
 
 def test_layerwise_groups(tiny):
@@ -56,8 +56,6 @@ def test_layerwise_groups(tiny):
     assert lr_of["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(0.25e-3)
     assert lr_of["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.125e-3)
     assert sum(len(g["names"]) for g in groups) == len(list(model.parameters()))
-    with pytest.raises(ValueError, match="decay"):
-        layerwise_lr_groups(model, 1e-3, decay=0.0)
     with pytest.raises(ValueError, match="BERT-like"):
         layerwise_lr_groups(nn.Linear(2, 2), 1e-3, decay=0.9)
 
@@ -77,8 +75,6 @@ def test_parameter_groups_cover_every_trainable_parameter_once():
     torch.optim.AdamW(groups)  # torch accepts them
     with pytest.raises(ValueError, match=r"match no prefix"):
         parameter_groups(net, {"0": 1e-5})
-    with pytest.raises(ValueError, match="must be positive"):
-        parameter_groups(net, {"": 0.0})
 
 
 def test_discriminative_rates_are_geometric():
@@ -87,33 +83,6 @@ def test_discriminative_rates_are_geometric():
     ratios = [b / a for a, b in zip(rates, rates[1:])]
     assert rates[0] == pytest.approx(1e-5) and rates[-1] == pytest.approx(1e-1)
     assert all(r == pytest.approx(10.0) for r in ratios)
-    with pytest.raises(ValueError, match="lowest <= highest"):
-        discriminative_learning_rates([nn.Linear(1, 1)], 1e-2, 1e-3)
-    with pytest.raises(ValueError, match="blocks is empty"):
-        discriminative_learning_rates([], 1e-3, 1e-2)
-
-
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: weight_decay_groups(None, 0.01, 1e-3), TypeError, "model must be an nn.Module, got NoneType"),
-    (lambda: weight_decay_groups(nn.Linear(2, 2), float("nan"), 1e-3), ValueError, "weight_decay must be a finite number .*got nan"),
-    (lambda: weight_decay_groups(nn.Linear(2, 2), 0.01, float("inf")), ValueError, "learning_rate must be a finite number .*got inf"),
-    (lambda: linear_warmup_schedule([], 1, 10), TypeError, "optimizer must be a torch.optim.Optimizer, got list"),
-    (lambda: linear_warmup_schedule(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), 1.5, 10), ValueError,
-     "warmup_steps must be an int >= 0, got 1.5"),
-    (lambda: linear_warmup_schedule(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), 1, 0), ValueError,
-     "total_steps must be a positive int, got 0"),
-    (lambda: layerwise_lr_groups(nn.Linear(1, 1), float("nan"), 0.9), ValueError, "learning_rate must be a finite number"),
-    (lambda: layerwise_lr_groups(nn.Linear(1, 1), 1e-3, None), TypeError, "decay must be a number, got NoneType"),
-    (lambda: parameter_groups(nn.Linear(1, 1), None), TypeError, "learning_rates must be a non-empty dict"),
-    (lambda: parameter_groups(nn.Linear(1, 1), {"": float("nan")}), ValueError, "learning rate for '' must be positive, got nan"),
-    (lambda: parameter_groups(nn.Linear(1, 1), {"": 0.1}, weight_decay=-1.0), ValueError, "weight_decay must be a finite number"),
-    (lambda: discriminative_learning_rates(None, 1e-3, 1e-2), TypeError, "blocks must be a list, got NoneType"),
-    (lambda: discriminative_learning_rates([nn.Linear(1, 1), 3], 1e-3, 1e-2), TypeError, r"blocks\[1\] must be an nn.Module, got int"),
-    (lambda: discriminative_learning_rates([nn.Linear(1, 1)], float("nan"), 1.0), ValueError, "lowest must be a finite number"),
-])
-def test_bad_arguments_are_named(call, error, message) -> None:
-    with pytest.raises(error, match=message):
-        call()
 
 
 def test_adamw_matches_the_unfused_torch_adamw_group_by_group(tiny_folder):
@@ -148,11 +117,6 @@ def test_adamw_matches_the_unfused_torch_adamw_group_by_group(tiny_folder):
     assert not torch.equal(results[0][-1], reference[-1])
 
 
-def test_adamw_refuses_groups_that_train_nothing_or_lack_a_learning_rate():
-    layer = nn.Linear(2, 2)
+def test_adamw_refuses_groups_that_train_nothing():
     with pytest.raises(ValueError, match="every parameter group is empty"):
         adamw([{"params": [], "lr": 1e-3}])
-    with pytest.raises(ValueError, match="dicts with 'params' and 'lr'"):
-        adamw([{"params": list(layer.parameters())}])
-    with pytest.raises(TypeError, match="groups must be a list"):
-        adamw(layer.parameters())

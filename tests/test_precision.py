@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from tlcourse import precision
-from tlcourse.precision import (announce_precision, autocast, choose_precision, describe_precision,
-                                make_grad_scaler, resolve_precision)
+from tlcourse import train
+from tlcourse.train import choose_precision
 
 
 @pytest.mark.parametrize("capability, expected", [
@@ -16,61 +15,38 @@ from tlcourse.precision import (announce_precision, autocast, choose_precision, 
     ((9, 0), "bf16"),  # H100
     ((10, 0), "bf16"),  # Blackwell: compared as a tuple, not as a string ("10.0" < "8.0")
 ])
-def test_cuda_precision_follows_native_bf16_support(capability, expected):
-    assert choose_precision("cuda", capability) == expected
-
-
-@pytest.mark.parametrize("device_type", ["cpu", "mps"])
-def test_no_autocast_off_cuda(device_type):
-    assert choose_precision(device_type, None) == "fp32"
-    assert choose_precision(device_type, (9, 0)) == "fp32"
-
-
-def test_bad_capability_and_precision_names_are_explained():
-    with pytest.raises(ValueError, match=r"capability must be a \(major, minor\) pair of ints on CUDA, got None"):
-        choose_precision("cuda", None)
-    with pytest.raises(ValueError, match=r"got '8.0'"):
-        choose_precision("cuda", "8.0")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"must be a bool or one of \['bf16', 'fp16', 'fp32'\], got 'half'"):
-        resolve_precision("cpu", "half")
-
-
-def test_a_t4_gets_fp16_with_a_scaler_whatever_is_bf16_supported_says(monkeypatch):
+def test_cuda_precision_follows_native_bf16_support_whatever_is_bf16_supported_says(monkeypatch, capability, expected):
     # On a T4 torch.cuda.is_bf16_supported() answers True (emulation); the decision must not ask it.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    assert resolve_precision("cuda", True) == "fp16"
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
-    assert resolve_precision("cuda", True) == "bf16"
-    assert resolve_precision("cuda", False) == "fp32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert choose_precision("cuda", True) == expected
+    assert choose_precision("cuda", False) == "fp32"
 
 
-def test_resolve_precision_on_cpu():
-    assert resolve_precision("cpu", True) == "fp32"  # nothing on the CPU unless forced
-    assert resolve_precision("cpu", "fp16") == "fp16"
-    assert resolve_precision(torch.device("cpu"), False) == "fp32"
+def test_no_autocast_on_the_cpu_unless_forced():
+    assert choose_precision("cpu", True) == "fp32"
+    assert choose_precision(torch.device("cpu"), False) == "fp32"
+    assert choose_precision("cpu", "fp16") == "fp16"  # the tests force fp16 to exercise the scaler
 
 
-def test_autocast_and_scaler_follow_the_precision():
-    weights = torch.randn(4, 4)
-    with autocast("cpu", "fp32"):
-        assert (weights @ weights).dtype == torch.float32
-    with autocast("cpu", "bf16"):
-        assert (weights @ weights).dtype == torch.bfloat16
-    with autocast("cpu", "fp16"):
-        assert (weights @ weights).dtype == torch.float16
-    assert make_grad_scaler("cpu", "fp32") is None and make_grad_scaler("cpu", "bf16") is None
-    scaler = make_grad_scaler("cpu", "fp16")
-    assert isinstance(scaler, torch.amp.GradScaler) and scaler.is_enabled()
+def test_a_precision_name_is_checked_at_the_door():
+    model = torch.nn.Linear(2, 2)
+    loader = [(torch.randn(2, 2), torch.tensor([0, 1]))]
+    with pytest.raises(ValueError, match=r"mixed_precision must be a bool or one of \['bf16', 'fp16', 'fp32'\], got 'half'"):
+        train.fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, mixed_precision="half")
+    with pytest.raises(ValueError, match="mixed_precision .* got 'fp61'"):
+        train.predict(model, loader, mixed_precision="fp61")
 
 
 def test_the_choice_is_printed_once(monkeypatch, capsys):
-    monkeypatch.setattr(precision, "_ANNOUNCED", set())
-    announce_precision("cpu", "fp16")
-    announce_precision("cpu", "fp16")
+    monkeypatch.setattr(train, "_ANNOUNCED", set())
+    model = torch.nn.Linear(2, 2)
+    loader = [(torch.randn(2, 2), torch.tensor([0, 1]))]
+    for _ in range(2):
+        train.fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, mixed_precision="fp16",
+                  progress=False)
     line = "mixed precision: fp16 autocast with gradient scaling (torch.amp.GradScaler) (cpu)"
     assert capsys.readouterr().out == line + "\n"
-    assert describe_precision("cpu", "fp32") == "mixed precision: off on cpu (fp32)"
 
 
 # fit under fp16 on the CPU: the gradient-scaler path, checked against a hand-written AMP loop.

@@ -346,3 +346,40 @@ def test_fit_rejects_non_modules_and_non_optimizers():
         fit(None, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1)
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got list"):
         fit(model, loader, [model.weight], num_epochs=1)
+
+
+def test_resuming_with_another_optimizer_type_names_both_types(tmp_path):
+    # torch's load_state_dict would take SGD's hyperparameters into AdamW, then fail with KeyError: 'betas'
+    from tlcourse.checkpoint import CheckpointError
+
+    path = tmp_path / "run.safetensors"
+    model, loader, _ = _after_one_checkpointed_epoch(path)
+    with pytest.raises(CheckpointError, match=r"optimizer: .* an optimizer of type SGD, this optimizer is of type AdamW"):
+        fit(model, loader, torch.optim.AdamW(model.parameters()), num_epochs=2, checkpoint_path=path, resume=True,
+            progress=False)
+    assert isinstance(CheckpointError("x"), ValueError)
+
+
+def test_resuming_from_a_weights_only_file_says_so(tmp_path):
+    from tlcourse.checkpoint import CheckpointError, save_state_dict
+
+    model = nn.Linear(2, 2)
+    path = save_state_dict(model.state_dict(), tmp_path / "weights.safetensors")
+    with pytest.raises(CheckpointError, match=r"weights\.safetensors is a weights-only file"):
+        fit(model, [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))], torch.optim.SGD(model.parameters(), lr=0.1),
+            num_epochs=2, checkpoint_path=path, resume=True, progress=False)
+
+
+def test_metrics_and_loaders_that_are_not_what_they_should_be_are_named():
+    model = nn.Linear(2, 2)
+    loader = [(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(TypeError, match=r"metrics\['f1'\] must be a callable metric\(logits, targets\), got int 3"):
+        evaluate(model, loader, metrics={"f1": 3})
+    with pytest.raises(TypeError, match=r"metrics must be a dict of name -> metric\(logits, targets\), got list"):
+        fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, metrics=[len])
+    with pytest.raises(TypeError, match="loader must be an iterable of batches .*got NoneType None"):
+        predict(model, None)
+    with pytest.raises(TypeError, match="train_loader must be an iterable of batches .*got int 3"):
+        fit(model, 3, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1)
+    with pytest.raises(TypeError, match="val_loader must be an iterable of batches"):
+        fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), num_epochs=1, val_loader=torch.zeros(3))

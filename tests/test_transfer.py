@@ -50,8 +50,6 @@ def test_freeze_first_blocks():
     assert [b.weight.requires_grad for b in blocks] == [False, False, False, True]
     freeze_first(blocks, 0)
     assert all(b.weight.requires_grad for b in blocks)
-    with pytest.raises(ValueError, match=r"count must be an int in \[0, 4\].*got 5"):
-        freeze_first(blocks, 5)
 
 
 def test_replace_head_keeps_everything_before_it():
@@ -61,9 +59,9 @@ def test_replace_head_keeps_everything_before_it():
     assert head.in_features == 8 and head.out_features == 10 and net[4] is head
     for key, value in before.items():
         assert torch.equal(net.state_dict()[key], value)
-    with pytest.raises(ValueError, match="has no submodule 'classifier.6'"):
+    with pytest.raises(ValueError, match="path: model has no submodule 'classifier.6'"):
         replace_head(net, "classifier.6", 10)
-    with pytest.raises(ValueError, match="is a ReLU, expected nn.Linear"):
+    with pytest.raises(ValueError, match="path: '1' is a ReLU, expected nn.Linear"):
         replace_head(net, "1", 10)
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         replace_head(net, "4", 0)
@@ -117,21 +115,9 @@ def test_linear_probe_then_fine_tune_matches_the_two_stages_written_out():
         torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: freeze(None), TypeError, "model must be an nn.Module, got NoneType"),
-    (lambda: unfreeze("model"), TypeError, "model must be an nn.Module, got str"),
-    (lambda: freeze(nn.Linear(1, 1), [1]), TypeError, r"prefixes must be parameter-name prefixes \(strings\), got \[1\]"),
-    (lambda: freeze(nn.Linear(1, 1), []), ValueError, "prefixes is empty"),
-    (lambda: freeze_first(None, 0), TypeError, "blocks must be a list, got NoneType"),
-    (lambda: freeze_first([nn.Linear(1, 1), "x"], 1), TypeError, r"blocks\[1\] must be an nn.Module, got str"),
-    (lambda: replace_head(nn.Sequential(nn.Linear(1, 1)), None, 2), TypeError, "path must be a dotted submodule name"),
-    (lambda: replace_head([], "0", 2), TypeError, "model must be an nn.Module, got list"),
-    (lambda: count_parameters("model"), TypeError, "model must be an nn.Module, got str"),
-    (lambda: trainable_parameter_names(None), TypeError, "model must be an nn.Module"),
-    (lambda: freeze_batchnorm(None), TypeError, "model must be an nn.Module"),
-    (lambda: linear_probe_then_fine_tune(nn.Linear(1, 1), "head", print, print), ValueError,
-     "head: model has no submodule 'head'"),
-])
-def test_bad_arguments_are_named(call, error, message) -> None:
-    with pytest.raises(error, match=message):
-        call()
+def test_a_prefix_or_head_that_names_nothing_is_refused() -> None:
+    # a typo would otherwise freeze nothing, or probe the wrong layer, silently
+    with pytest.raises(ValueError, match=r"prefixes: no parameter name starts with \['bert'\]; top-level names are \['0', '2', '4'\]"):
+        freeze(network(), ["0", "bert"])
+    with pytest.raises(ValueError, match="head: model has no submodule 'head'"):
+        linear_probe_then_fine_tune(nn.Linear(1, 1), "head", print, print)
