@@ -56,6 +56,10 @@ def mnist_as_rgb(images: torch.Tensor, image_size: int, mean: Sequence[float] = 
     """uint8 grayscale digits ``(N, H, W)`` as normalised float ``(N, 3, image_size, image_size)``: the same gray in R, G and B."""
     if images.dtype != torch.uint8:  # float pixels in [0, 1] would be divided by 255 once more, silently
         raise TypeError(f"images must be uint8 pixels in [0, 255], got dtype {images.dtype}")
+    if images.dim() != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W) batch of digits, got {tuple(images.shape)}")
+    if image_size < VGG16_MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {VGG16_MIN_IMAGE_SIZE} for VGG16's five pools, got {image_size}")
     pixels = images.float().div(255.0).unsqueeze(1)  # (N, 1, H, W) in [0, 1]
     pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False)
     pixels = pixels.expand(-1, 3, -1, -1)  # (N, 3, S, S)

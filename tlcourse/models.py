@@ -148,12 +148,17 @@ def load_text_encoder(source: str, **kwargs: Any) -> tuple[Any, nn.Module]:
 
 def vgg16_blocks(model: nn.Module) -> list[nn.Sequential]:
     """VGG16's five conv blocks, each ending with its MaxPool, sharing the model's modules."""
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        raise ValueError(f"model: expected a VGG model with a `features` nn.Sequential, got {type(model).__name__}")
     blocks, current = [], []
-    for layer in model.features:
+    for layer in features:
         current.append(layer)
         if isinstance(layer, nn.MaxPool2d):  # a pool closes a block
             blocks.append(nn.Sequential(*current))
             current = []
+    if len(blocks) != 5 or current:
+        raise ValueError(f"model: expected 5 MaxPool-terminated blocks as in VGG16, found {len(blocks)}")
     return blocks
 
 
