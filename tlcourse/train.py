@@ -58,13 +58,14 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 
 def _announce(device: torch.device, precision: str) -> None:
-    if precision == "fp32":
-        line = f"mixed precision: off on {device.type} (fp32)"
-    elif precision == "bf16":
-        line = f"mixed precision: bf16 autocast, no loss scaling needed ({device.type})"
-    else:
-        line = f"mixed precision: fp16 autocast with gradient scaling (torch.amp.GradScaler) ({device.type})"
-    if line not in _ANNOUNCED:
+    where = device.type
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        where = f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
+    line = "mixed precision: " + {"fp32": f"off on {where} (fp32)",
+                                  "bf16": f"bf16 autocast, no loss scaling needed ({where})",
+                                  "fp16": f"fp16 autocast with gradient scaling (torch.amp.GradScaler) ({where})"}[precision]
+    if line not in _ANNOUNCED:  # once per process
         _ANNOUNCED.add(line)
         print(line)
 
