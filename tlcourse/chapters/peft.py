@@ -1,14 +1,7 @@
-"""The parameter-efficient fine-tuning chapter: its sizes per profile and its bookkeeping.
+"""The parameter-efficient fine-tuning chapter: its settings, its data, and the helpers it shares with its benchmark.
 
-* :data:`SETTINGS`: the chapter's sizes for each profile (read with :func:`tlcourse.profiles.settings_for`);
-* :func:`load_film_splits`: snippets split by film, plus a same-film retrieval set (the "source task");
-* :func:`build_classifier`: MiniLM (or BERT) with a mean-pooled linear head, made trainable the
-  way a method asks (linear probe, BitFit, LoRA through ``peft``, full fine-tuning);
-* :func:`train_steps`: the BERT recipe (AdamW groups, warmup, clipping) for a fixed number of
-  optimiser steps around :func:`tlcourse.train.fit`, with an optional ``loss_fn`` (L2-SP);
-* :func:`encoder_retrieval_accuracy`: the source ability; :func:`plot_forgetting_tradeoff`: the trade-off.
-
-Costs are measured by :mod:`tlcourse.footprint`; LoRA itself is written out in :mod:`tlcourse.lora`.
+:func:`build_classifier` and :func:`train_steps` are also used by ``benchmarks/peft_learning_rates.py``,
+which chose the learning rates. LoRA itself is written out in :mod:`tlcourse.lora`.
 """
 from __future__ import annotations
 
@@ -40,23 +33,9 @@ __all__ = ["PeftSettings", "SETTINGS", "FilmSplits", "load_film_splits", "METHOD
 class PeftSettings:
     """Sizes of the chapter's runs under one profile.
 
-    Attributes:
-        text_model: asset name of the encoder (the registry may replace it by its stand-in).
-        max_train_examples: training snippets (a random subset of the training films').
-        max_validation_examples: validation snippets.
-        max_test_examples: test snippets.
-        retrieval_films: held-out films in the same-film retrieval set.
-        snippets_per_film: snippets of each of those films.
-        batch_size: examples per optimiser step, the same for every method.
-        num_steps: optimiser steps of every method (equal budget).
-        max_length: tokens per snippet.
-        num_seeds: seeds of every method.
-        lora_ranks: the LoRA ranks compared (the largest is the one every lesson is about).
-        lora_alpha: LoRA's scale numerator (update scaled by ``alpha / r``).
-        learning_rates: peak learning rate per method family (``probe``, ``bitfit``, ``lora``, ``full``).
-        l2_sp_strength: L2-SP's ``alpha`` (penalty ``alpha / 2 * ||w - w0||^2``).
-        wise_alphas: WiSE-FT interpolation weights evaluated.
-        warmup_fraction: share of the steps spent warming up.
+    ``learning_rates`` holds the peak rate per method family (``probe``, ``bitfit``, ``lora``,
+    ``full``); ``lora_ranks``' largest is the rank every lesson is about; ``l2_sp_strength`` is the
+    ``alpha`` of the penalty ``alpha / 2 * ||w - w0||^2``.
     """
 
     text_model: str
@@ -114,18 +93,10 @@ SETTINGS: dict[str, PeftSettings] = {
 
 @dataclass(frozen=True)
 class FilmSplits:
-    """Snippets split by film, and a retrieval set of held-out films.
+    """Snippets split by film (validation and test shortest first), and a retrieval set of held-out films.
 
-    Attributes:
-        train_texts: training snippets (training films only).
-        train_labels: 1 fresh, 0 rotten.
-        validation_texts, validation_labels: snippets of the validation films, shortest first.
-        test_texts, test_labels: snippets of the test films, shortest first.
-        retrieval_texts: ``snippets_per_film`` snippets of each of ``retrieval_films`` test films,
-            half of them fresh and half rotten, shortest first.
-        retrieval_films: the film index (0, 1, ...) of each retrieval snippet.
-        retrieval_labels: the sentiment label of each retrieval snippet.
-        description: one line on the split, for the chapter to print.
+    ``retrieval_films`` and ``retrieval_labels`` give the film index and the sentiment of each
+    retrieval snippet; ``description`` is one line for the chapter to print.
     """
 
     train_texts: list[str]
@@ -141,24 +112,10 @@ class FilmSplits:
 
 
 def load_film_splits(config: PeftSettings, seed: int = 0, path: str | Path | None = None) -> FilmSplits:
-    """Rotten Tomatoes snippets split 70/10/20 by film, plus a same-film retrieval set.
+    """Rotten Tomatoes snippets split 70/10/20 by film, plus a same-film retrieval set of test films.
 
-    Whole films go to one side (:func:`tlcourse.data.split_by_group`), so no film's title, actors
-    or plot words help across the split. The retrieval set takes ``config.snippets_per_film``
-    snippets from each of ``config.retrieval_films`` test films, half fresh and half rotten: a
-    task the sentiment fine-tuning never sees, on films it never sees.
-
-    Args:
-        config: the chapter's sizes.
-        seed: which films go where and which subsets are drawn.
-        path: read this ``.csv.bz2`` instead of the installed file.
-
-    Returns:
-        The :class:`FilmSplits`.
-
-    Raises:
-        TypeError: ``config`` is not a :class:`PeftSettings`.
-        ValueError: fewer test films with enough snippets than ``config.retrieval_films``.
+    The retrieval set takes ``config.snippets_per_film`` snippets, half fresh and half rotten, from
+    each of ``config.retrieval_films`` test films. ``path`` reads another ``.csv.bz2`` file.
 
     Example:
         >>> splits = load_film_splits(SETTINGS["smoke"])
@@ -209,31 +166,10 @@ LORA_TARGETS = ("query", "value")
 
 def build_classifier(source: str, method: str, lora_rank: int = 8, lora_alpha: float = 16.0,
                      encoder: nn.Module | None = None) -> tuple[Any, nn.Module]:
-    """A mean-pooled sentence classifier whose trainable parameters are the ones ``method`` trains.
+    """``(tokenizer, model)``: a mean-pooled sentence classifier that trains what ``method`` trains.
 
-    The encoder gets a linear head on the mean of its token vectors
-    (:class:`tlcourse.models.SentenceClassifier`): the pooling MiniLM was trained with, so the
-    vectors that feed the head are the sentence embeddings whose forgetting the chapter measures.
-
-    Args:
-        source: ``from_pretrained`` name or folder (:func:`tlcourse.models.text_model_source`).
-        method: ``"linear probe"`` (head only), ``"BitFit"`` (head and every bias),
-            ``"LoRA"`` (head and rank-``lora_rank`` adapters on query and value, through ``peft``)
-            or ``"full fine-tuning"`` (everything).
-        lora_rank: ``r`` for ``"LoRA"``.
-        lora_alpha: ``peft``'s ``lora_alpha`` for ``"LoRA"``.
-        encoder: use this loaded encoder instead of loading one (only for ``"linear probe"``, which
-            leaves it unchanged, so that several probes can share one pretrained encoder).
-
-    Returns:
-        ``(tokenizer, model)`` (no tokenizer when ``encoder`` is given); for LoRA the model is a
-        ``peft.PeftModel``.
-
-    Raises:
-        ValueError: unknown ``method``, or ``encoder`` given for a method that would change it.
-
-    Example:
-        >>> # tokenizer, model = build_classifier(source, "LoRA", lora_rank=8)
+    ``method`` is one of :data:`METHODS`; for ``"LoRA"`` the model is a ``peft.PeftModel``. Only a
+    linear probe may share an already loaded ``encoder`` (no tokenizer is returned then).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -264,34 +200,10 @@ def train_steps(model: nn.Module, loader: Any, *, num_steps: int, learning_rate:
                 head_learning_rate: float | None = None, head_name: str = "classifier", warmup_fraction: float = 0.1,
                 weight_decay: float = 0.01, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                 device: torch.device | str = "cpu") -> tuple[Any, int]:
-    """The BERT chapter's recipe for exactly ``num_steps`` optimiser steps, whatever is trained.
+    """The BERT chapter's recipe for exactly ``num_steps`` steps; returns ``fit``'s history and the steps taken.
 
-    AdamW over the trainable parameters, without decay on biases and LayerNorm weights
-    (:func:`tlcourse.optimization.weight_decay_groups`), the head in groups of its own rate,
-    linear warmup then decay (:func:`tlcourse.optimization.linear_warmup_schedule`) and clipping
-    at norm 1; :func:`tlcourse.train.fit` runs the loop. The same function trains a linear probe on
-    cached vectors (``model`` is then the head, ``loader`` yields ``(vectors, labels)``).
-
-    Args:
-        model: returns logits for the loader's batches.
-        loader: training batches (e.g. :func:`tlcourse.text.length_grouped_loader`).
-        num_steps: optimiser steps: part of one epoch, or whole epochs.
-        learning_rate: peak rate of the pretrained (non-head) parameters.
-        head_learning_rate: peak rate of the new head's parameters (default ``learning_rate``):
-            a randomly initialised head needs a far larger rate than pretrained weights.
-        head_name: a parameter belongs to the head when a component of its name is this
-            (``classifier.weight``, or ``base_model.model.classifier.modules_to_save.default.weight``
-            in ``peft``).
-        warmup_fraction: share of the steps spent warming up.
-        weight_decay: AdamW's decoupled decay of the non-exempt weights.
-        loss_fn: ``loss_fn(logits, targets)`` for ``fit`` (e.g. an L2-SP penalised loss).
-        device: where to train.
-
-    Returns:
-        ``(history, steps)``: ``fit``'s history and the optimiser steps taken.
-
-    Raises:
-        ValueError: ``num_steps < 1``, more than one epoch but not whole epochs, or nothing to train.
+    AdamW without decay on biases and LayerNorm, the head (a parameter with ``head_name`` in its
+    name) at ``head_learning_rate``, linear warmup then decay, clipping at norm 1.
 
     Example:
         >>> head = nn.Linear(3, 2)
@@ -328,46 +240,14 @@ def train_steps(model: nn.Module, loader: Any, *, num_steps: int, learning_rate:
 
 def encoder_retrieval_accuracy(encoder: nn.Module, loader: Any, films: Sequence[int], labels: Sequence[int],
                                device: torch.device | str = "cpu") -> float:
-    """The source task: same-film retrieval with an encoder's mean-pooled sentence vectors.
-
-    MiniLM was pretrained to give sentences about the same thing nearby vectors; this measures
-    that ability without fitting anything, so it shows what the encoder itself has kept. A
-    snippet's neighbour is searched among the snippets of its own sentiment only: critics tend to
-    agree about a film, so sentiment alone would find same-film neighbours, and a sentiment-tuned
-    encoder would look as if it had learnt to retrieve films.
-
-    Args:
-        encoder: a BERT-like ``AutoModel`` (for a fine-tuned classifier, its ``encoder``).
-        loader: padded dict batches of the retrieval snippets, in order (labels are ignored).
-        films: the film of each snippet.
-        labels: the sentiment of each snippet; neighbours are searched within a label.
-        device: where the encoder runs.
-
-    Returns:
-        :func:`tlcourse.metrics.nearest_neighbour_accuracy` of the vectors, within labels.
-
-    Example:
-        >>> # encoder_retrieval_accuracy(model.encoder, retrieval_loader, splits.retrieval_films, splits.retrieval_labels)
-    """
+    """The source task: same-film nearest-neighbour accuracy of ``encoder``'s mean-pooled vectors, within each label."""
     vectors = sentence_features(encoder, loader, ["mean"], device=device)["mean"].tensors[0]  # (N, hidden)
     return nearest_neighbour_accuracy(vectors, films, within=labels)
 
 
 def plot_forgetting_tradeoff(points: Sequence[Mapping[str, Any]], pretrained_source: float,
                              ax: Axes | None = None) -> Figure:
-    """Target accuracy against source accuracy, one marker per run, WiSE-FT as a path.
-
-    Args:
-        points: rows with ``method``, ``source`` (source-task accuracy), ``target`` (target
-            accuracy) and, for WiSE-FT points, ``alpha``; rows of one method share a colour.
-        pretrained_source: the pretrained encoder's source accuracy (a vertical line).
-        ax: draw here; default a new figure.
-
-    Returns:
-        The figure.
-
-    Raises:
-        ValueError: no points.
+    """Target against source accuracy: one marker per run, WiSE-FT points (with ``alpha``) as a path.
 
     Example:
         >>> figure = plot_forgetting_tradeoff([{"method": "full", "source": 0.2, "target": 0.8}], 0.3)
