@@ -58,6 +58,8 @@ OWN_DOORS = {
     "fit max_steps_per_epoch": (lambda: _fit(max_steps_per_epoch=0), ValueError, r"max_steps_per_epoch must be a positive int, got 0"),
     "fit mixed_precision": (lambda: _fit(mixed_precision="fp8"), ValueError,
                             r"mixed_precision must be a bool or one of \['bf16', 'fp16', 'fp32'\], got 'fp8'"),
+    "fit device": (lambda: _fit(device="tpu"), ValueError, r"\bdevice\b.*'tpu'"),  # checks.py's wording
+    "predict device": (lambda: predict(_model(), _loader(), device=3), TypeError, r"\bdevice\b.*int 3"),
     "fit metrics": (lambda: _fit(val_loader=_loader(), metrics={"f1": 3}), TypeError,
                     r"metrics\['f1'\] must be a callable metric\(logits, targets\), got int 3"),
     "fit resume": (lambda: _fit(resume=True), ValueError, r"resume=True needs a checkpoint_path"),

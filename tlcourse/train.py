@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tlcourse import distributed
 from tlcourse.batchnorm import frozen_norms_to_eval
 from tlcourse.checkpoint import restore_training_state, save_training_state
-from tlcourse.checks import check_int, check_module, check_optimizer_covers, describe
+from tlcourse.checks import check_device, check_int, check_module, check_optimizer_covers, describe
 from tlcourse.history import History
 from tlcourse.runtime import move_to_device
 
@@ -164,6 +164,7 @@ def fit(
     _check_loader("train_loader", train_loader)
     if val_loader is not None:
         _check_loader("val_loader", val_loader)
+    check_device("device", device)
     _check_mixed_precision(mixed_precision)
     _check_metrics(metrics)
     if max_steps_per_epoch is not None:
@@ -293,7 +294,7 @@ def predict(
     check_module("model", model)
     _check_loader("loader", loader)
     _check_mixed_precision(mixed_precision)
-    device = torch.device(device)
+    device = check_device("device", device)
     model.to(device)
     forward = forward or _forward
     was_training = model.training
