@@ -22,15 +22,7 @@ __all__ = ["TwoLayerCache", "two_layer_forward", "two_layer_backward"]
 
 @dataclass(frozen=True)
 class TwoLayerCache:
-    """Intermediate tensors of :func:`two_layer_forward`, needed by the backward pass.
-
-    Attributes:
-        inputs: ``x``, ``(N, D)``.
-        pre_activation: ``a = x W1^T + b1``, ``(N, H)``.
-        hidden: ``h = tanh(a)``, ``(N, H)``.
-        logits: ``z = h W2^T + b2``, ``(N, K)``.
-        labels: ``y``, ``(N,)``.
-    """
+    """What :func:`two_layer_forward` keeps for the backward pass: ``x``, ``a = x W1^T + b1``, ``h = tanh(a)``, ``z``, ``y``."""
 
     inputs: torch.Tensor
     pre_activation: torch.Tensor
@@ -41,18 +33,9 @@ class TwoLayerCache:
 
 def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
                       weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, TwoLayerCache]:
-    """Mean softmax cross-entropy of ``linear -> tanh -> linear``.
+    """``(loss, cache)``: the mean softmax cross-entropy of ``linear -> tanh -> linear``.
 
-    Args:
-        inputs: ``(N, D)``.
-        labels: ``(N,)`` classes.
-        weights: ``"W1"`` ``(H, D)``, ``"b1"`` ``(H,)``, ``"W2"`` ``(K, H)``, ``"b2"`` ``(K,)``.
-
-    Returns:
-        ``(loss, cache)``.
-
-    Raises:
-        ValueError: on missing weights or inconsistent shapes.
+    ``weights`` maps ``"W1"`` ``(H, D)``, ``"b1"`` ``(H,)``, ``"W2"`` ``(K, H)``, ``"b2"`` ``(K,)``.
 
     Example:
         >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
@@ -85,14 +68,6 @@ def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
 def two_layer_backward(cache: TwoLayerCache,
                        weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every gradient of the mean loss of :func:`two_layer_forward`, by the chain rule.
-
-    Args:
-        cache: from :func:`two_layer_forward`.
-        weights: the same weights.
-
-    Returns:
-        Gradients ``"logits"`` ``(N, K)``, ``"W2"``, ``"b2"``, ``"hidden"`` ``(N, H)``,
-        ``"pre_activation"`` ``(N, H)``, ``"W1"``, ``"b1"``, ``"inputs"`` ``(N, D)``.
 
     Example:
         >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),

@@ -51,12 +51,6 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     Subtracting the row maximum ``m`` leaves the result unchanged and keeps every ``exp`` in
     ``(0, 1]``, so logits of +-1000 stay finite.
 
-    Args:
-        logits: float tensor ``(..., K)``.
-
-    Returns:
-        Tensor of the same shape whose rows are log-probabilities.
-
     Example:
         >>> log_softmax(torch.tensor([[1000.0, 0.0]])).exp()
         tensor([[1., 0.]])
@@ -76,19 +70,6 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
 
     With smoothing ``eps``, ``q = (1 - eps) onehot(y) + eps / K`` (the convention of
     ``torch.nn.functional.cross_entropy``).
-
-    Args:
-        logits: ``(N, K)`` float.
-        labels: ``(N,)`` integer classes in ``[0, K)``.
-        label_smoothing: ``eps`` in ``[0, 1]``.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-
-    Returns:
-        A scalar, or ``(N,)`` losses for ``reduction="none"``.
-
-    Raises:
-        ValueError: on wrong shapes, labels out of range, bad smoothing or reduction.
-        TypeError: on a non-tensor, float labels or integer logits.
 
     Example:
         >>> softmax_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]))
@@ -121,18 +102,6 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor
     constant: no ``exp`` overflows, and the gradient is ``sigmoid(s) - t`` everywhere, at ``s = 0``
     too (the form ``max(s, 0) + log(1 + exp(-|s|))`` has kinks there, where autograd picks ``-t``).
 
-    Args:
-        logits: float tensor ``s`` of any shape.
-        targets: same shape, values in ``[0, 1]``.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-
-    Returns:
-        A scalar, or per-element losses for ``reduction="none"``.
-
-    Raises:
-        ValueError: on a shape mismatch, targets outside ``[0, 1]`` (NaN included) or a bad reduction.
-        TypeError: on a non-tensor or integer logits.
-
     Example:
         >>> binary_cross_entropy_with_logits(torch.zeros(3), torch.ones(3))
         tensor(0.6931)
@@ -156,14 +125,6 @@ def softmax_cross_entropy_gradient(logits: torch.Tensor, labels: torch.Tensor,
                                    label_smoothing: float = 0.0) -> torch.Tensor:
     """Closed-form gradient of the mean softmax cross-entropy: ``(softmax(z) - q) / N``.
 
-    Args:
-        logits: ``(N, K)`` float.
-        labels: ``(N,)`` integer classes.
-        label_smoothing: ``eps``; the target is ``q = (1 - eps) onehot(y) + eps / K``.
-
-    Returns:
-        ``(N, K)`` gradient of ``softmax_cross_entropy(logits, labels)`` w.r.t. ``logits``.
-
     Example:
         >>> softmax_cross_entropy_gradient(torch.zeros(1, 2), torch.tensor([0]))
         tensor([[-0.5000,  0.5000]])
@@ -182,18 +143,6 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
 
     Li, Grandvalet and Davoine (2018) pull the fine-tuned backbone toward its pretrained weights
     ``w0`` instead of toward zero (the plain L2 penalty is the special case ``w0 = 0``).
-
-    Args:
-        parameters: name -> current tensor (e.g. ``dict(model.named_parameters())``).
-        reference: name -> pretrained tensor; only these names are penalised.
-        strength: ``alpha >= 0``.
-
-    Returns:
-        Scalar tensor, differentiable w.r.t. ``parameters``.
-
-    Raises:
-        ValueError: a reference name missing, shapes differing, ``strength`` negative or not finite.
-        TypeError: on non-mappings or non-tensors.
 
     Example:
         >>> l2_sp_penalty({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 1.0)
@@ -226,13 +175,6 @@ class PenalisedLoss:
     The penalty pulls each named parameter of ``model`` toward a frozen copy of its value at
     construction time (L2-SP), or toward zero with ``toward_zero=True`` (the plain L2 penalty, a
     loss term, so that both variants differ only in the anchor).
-
-    Args:
-        model: the network being fine-tuned.
-        names: parameter names to penalise (e.g. the backbone's, not the new head's).
-        strength: ``alpha >= 0``.
-        toward_zero: anchor at zero instead of at the current (pretrained) weights.
-        label_smoothing: passed to :func:`softmax_cross_entropy`.
 
     Example:
         >>> model = nn.Linear(3, 2)
@@ -270,19 +212,7 @@ class PenalisedLoss:
 
 @dataclass(frozen=True)
 class MathSettings:
-    """Sizes of the math chapter's L2-SP versus plain-L2 fine-tuning run under one profile.
-
-    Attributes:
-        batch_size: digits per step.
-        num_train: training digits.
-        num_eval: held-out digits.
-        num_seeds: seeds per penalty.
-        num_epochs: epochs of each fine-tuning run.
-        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
-        image_size: side of the 3-channel images fed to the ImageNet backbone.
-        alpha: strength of both penalties.
-        learning_rate: SGD's learning rate (momentum 0.9).
-    """
+    """Sizes of the math chapter's L2-SP versus plain-L2 run (``alpha``: both penalties; SGD with momentum 0.9)."""
 
     batch_size: int
     num_train: int

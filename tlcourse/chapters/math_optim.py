@@ -53,17 +53,6 @@ def gradient_descent_step(parameters: Tensors, gradients: Tensors,
                           learning_rate: float) -> list[torch.Tensor]:
     """One step of plain gradient descent, ``w_{t+1} = w_t - lr * g_t``.
 
-    Args:
-        parameters: current tensors.
-        gradients: matching gradients.
-        learning_rate: ``lr > 0``.
-
-    Returns:
-        New parameter tensors (the inputs are not modified).
-
-    Raises:
-        ValueError: on mismatched lengths or shapes, or ``lr <= 0``.
-
     Example:
         >>> gradient_descent_step([torch.tensor([1.0])], [torch.tensor([2.0])], 0.1)
         [tensor([0.8000])]
@@ -78,21 +67,6 @@ def sgd_momentum_step(parameters: Tensors, gradients: Tensors, buffers: Tensors 
     """One step of SGD with (heavy-ball) momentum, in PyTorch's convention.
 
     ``d = g + lambda w``; ``b = d`` on the first step, else ``b = mu b + d``; ``w = w - lr b``.
-
-    Args:
-        parameters: current tensors.
-        gradients: matching gradients.
-        buffers: momentum buffers from the previous step, or ``None`` on the first step.
-        learning_rate: ``lr > 0``.
-        momentum: ``mu`` in ``[0, 1)``.
-        weight_decay: ``lambda >= 0``: the gradient ``lambda w`` of an L2 penalty added to the gradient
-            (PyTorch's name; coupled, unlike AdamW's decoupled weight decay).
-
-    Returns:
-        ``(new parameters, new buffers)``.
-
-    Raises:
-        ValueError: on mismatched inputs or hyperparameters out of range.
 
     Example:
         >>> w, b = sgd_momentum_step([torch.tensor([1.0])], [torch.tensor([1.0])], None, 0.1)
@@ -118,13 +92,7 @@ def sgd_momentum_step(parameters: Tensors, gradients: Tensors, buffers: Tensors 
 
 @dataclass(frozen=True)
 class AdamWState:
-    """State of :func:`adamw_step`.
-
-    Attributes:
-        step: number of steps taken so far (``t``).
-        first_moments: ``m``, one tensor per parameter.
-        second_moments: ``v``, one tensor per parameter.
-    """
+    """State of :func:`adamw_step`: the step count ``t`` and the moments ``m`` and ``v``, one tensor per parameter."""
 
     step: int
     first_moments: list[torch.Tensor]
@@ -133,12 +101,6 @@ class AdamWState:
 
 def init_adamw_state(parameters: Tensors) -> AdamWState:
     """Zero moments for ``parameters`` at step 0.
-
-    Args:
-        parameters: the tensors to optimise.
-
-    Returns:
-        An :class:`AdamWState` with ``step=0``.
 
     Example:
         >>> init_adamw_state([torch.ones(2)]).first_moments
@@ -159,21 +121,6 @@ def adamw_step(parameters: Tensors, gradients: Tensors, state: AdamWState, learn
     ``w <- w (1 - lr lambda)`` (decoupled decay, not seen by the moments), then
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
-
-    Args:
-        parameters: current tensors.
-        gradients: matching gradients.
-        state: from :func:`init_adamw_state` or the previous step.
-        learning_rate: ``lr > 0``.
-        betas: ``(b1, b2)`` each in ``[0, 1)``.
-        eps: added to the denominator, ``> 0``.
-        weight_decay: ``lambda >= 0``, decoupled: the weights shrink by ``1 - lr * lambda`` each step.
-
-    Returns:
-        ``(new parameters, new state)``.
-
-    Raises:
-        ValueError: on mismatched inputs or hyperparameters out of range.
 
     Example:
         >>> w = [torch.tensor([1.0])]
@@ -212,20 +159,8 @@ def gradient_norms(model: nn.Module, depth: int = 1, group: Callable[[str], str]
 
     By default parameters are grouped by the first ``depth`` components of their dotted name
     (``depth=2`` turns ``_blocks.3.conv.weight`` into ``_blocks.3``), in the model's order;
-    parameters without a gradient are skipped.
-
-    Args:
-        model: a module whose ``.grad`` fields are filled.
-        depth: how many name components form a group (``>= 1``).
-        group: maps a parameter name to its group name; overrides ``depth``.
-        relative: divide each group's gradient norm by the norm of its weights, i.e. the
-            relative change one plain gradient step of learning rate 1 would make.
-
-    Returns:
-        Group name -> ``sqrt(sum of squared gradient entries)`` (or that over the weight norm).
-
-    Raises:
-        ValueError: if ``depth < 1`` or no parameter has a gradient.
+    parameters without a gradient are skipped. ``relative=True`` divides by each group's weight
+    norm: the relative change one plain gradient step of learning rate 1 would make.
 
     Example:
         >>> layer = nn.Linear(2, 1); layer(torch.ones(1, 2)).sum().backward()
