@@ -1,5 +1,4 @@
-"""Argument checks shared by the package, with messages that name the argument, the expectation
-and the value given."""
+"""Argument checks for the package's doors: each message names the argument, the expectation and the value."""
 
 from __future__ import annotations
 
@@ -13,83 +12,30 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["check_int", "describe", "check_module", "check_tensor", "check_sequence", "check_number",
-           "check_fractions", "check_optimizer_covers", "check_device", "check_path", "check_instance", "check_choice"]
+
+def describe(value: Any) -> str:
+    """``value`` in a few words: dtype and shape for a tensor, else type and a short repr."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r:.60}"
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Check that ``value`` is an int (not a bool) of at least ``minimum``.
-
-    Args:
-        name: the argument's name, for the message.
-        value: what the caller passed.
-        minimum: the smallest allowed value.
-
-    Returns:
-        ``value``, unchanged.
-
-    Raises:
-        ValueError: if ``value`` is not an int, is a bool, or is below ``minimum``.
-
-    Example:
-        >>> check_int("batch_size", 32)
-        32
-        >>> check_int("num_labels", 1, minimum=2)
-        Traceback (most recent call last):
-        ...
-        ValueError: num_labels must be an int >= 2, got 1
-    """
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``, else raise ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
 
 
-def describe(value: Any) -> str:
-    """``value`` in a few words for an error message.
-
-    Args:
-        value: anything.
-
-    Returns:
-        The type, plus dtype and shape for a tensor or a short ``repr`` otherwise.
-
-    Example:
-        >>> describe(torch.zeros(2, 3))
-        'a torch.float32 tensor of shape (2, 3)'
-        >>> describe(None)
-        'NoneType None'
-    """
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r:.60}"
-
-
 def check_module(name: str, value: Any) -> None:
-    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the argument.
-
-    Example:
-        >>> check_module("model", nn.Linear(1, 1))
-    """
+    """Raise ``TypeError`` unless ``value`` is an ``nn.Module``."""
     if not isinstance(value, nn.Module):
         raise TypeError(f"{name} must be an nn.Module, got {describe(value)}")
 
 
 def check_tensor(name: str, value: Any, dim: int | None = None) -> None:
-    """Raise unless ``value`` is a tensor (with ``dim`` dimensions when given).
-
-    Args:
-        name: the argument's name.
-        value: the argument.
-        dim: the number of dimensions required, or ``None``.
-
-    Example:
-        >>> check_tensor("logits", torch.zeros(2, 3), dim=2)
-    """
+    """Raise unless ``value`` is a tensor with ``dim`` dimensions (any number when ``dim`` is None)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
     if dim is not None and value.dim() != dim:
@@ -97,20 +43,7 @@ def check_tensor(name: str, value: Any, dim: int | None = None) -> None:
 
 
 def check_sequence(name: str, value: Any, non_empty: bool = True) -> list:
-    """Return ``value`` as a list, or raise unless it is a non-string sequence (non-empty if asked).
-
-    Args:
-        name: the argument's name.
-        value: the argument (a list, tuple or other sequence; a mapping or a string is refused).
-        non_empty: also refuse an empty sequence.
-
-    Returns:
-        ``list(value)``.
-
-    Example:
-        >>> check_sequence("state_dicts", ({"w": 1},))
-        [{'w': 1}]
-    """
+    """Return ``list(value)`` for a non-string sequence (non-empty if asked); a mapping or tensor is refused."""
     if isinstance(value, (str, bytes, Mapping, torch.Tensor)) or not isinstance(value, Sequence):
         raise TypeError(f"{name} must be a list, got {describe(value)}")
     if non_empty and len(value) == 0:
@@ -120,18 +53,7 @@ def check_sequence(name: str, value: Any, non_empty: bool = True) -> list:
 
 def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
                  integer: bool = False) -> None:
-    """Raise unless ``value`` is a finite number (an int if ``integer``) in ``[low, high]``.
-
-    Args:
-        name: the argument's name.
-        value: the argument; ``bool`` and NaN are refused.
-        low: smallest allowed value.
-        high: largest allowed value.
-        integer: require an ``int``.
-
-    Example:
-        >>> check_number("alpha", 0.5, 0.0, 1.0)
-    """
+    """Raise unless ``value`` is a finite number (an int if ``integer``; not a bool) in ``[low, high]``."""
     kind = numbers.Integral if integer else numbers.Real  # numpy scalars included
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {describe(value)}")
@@ -140,21 +62,7 @@ def check_number(name: str, value: Any, low: float = -math.inf, high: float = ma
 
 
 def check_fractions(name: str, value: Any) -> list:
-    """Return ``value`` as a list, or raise unless it holds finite non-negative numbers summing to 1.
-
-    NaN compares false with everything, so it would slip past ``f < 0`` and ``sum != 1`` tests.
-
-    Args:
-        name: the argument's name.
-        value: e.g. ``[0.8, 0.2]``.
-
-    Returns:
-        ``list(value)``.
-
-    Example:
-        >>> check_fractions("fractions", (0.8, 0.2))
-        [0.8, 0.2]
-    """
+    """Return ``list(value)`` if it holds finite non-negative numbers summing to 1 (NaN is refused too)."""
     values = check_sequence(name, value)
     if not (all(isinstance(f, numbers.Real) and math.isfinite(f) and f >= 0 for f in values)
             and abs(sum(values) - 1.0) <= 1e-6):
@@ -165,20 +73,7 @@ def check_fractions(name: str, value: Any) -> list:
 def check_optimizer_covers(model: nn.Module, optimizer: Any) -> None:
     """Raise unless ``optimizer`` is an optimizer whose parameters all belong to ``model``.
 
-    An optimizer built before a head was replaced still holds the old head's parameters and would
-    silently never train the new head.
-
-    Args:
-        model: the network about to be trained.
-        optimizer: the optimizer meant to train it.
-
-    Raises:
-        TypeError: if ``optimizer`` is not a ``torch.optim.Optimizer``.
-        ValueError: naming how many parameters are foreign and which trainable ones it misses.
-
-    Example:
-        >>> net = nn.Linear(2, 2)
-        >>> check_optimizer_covers(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    An optimizer built before the head was replaced holds the old head and never trains the new one.
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
@@ -196,19 +91,7 @@ def check_optimizer_covers(model: nn.Module, optimizer: Any) -> None:
 
 
 def check_device(name: str, value: Any) -> torch.device:
-    """Return ``value`` as a ``torch.device``, or raise naming the argument (torch's own message names none).
-
-    Args:
-        name: the argument's name.
-        value: a ``torch.device`` or a name such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-
-    Returns:
-        The device.
-
-    Example:
-        >>> check_device("device", "cpu")
-        device(type='cpu')
-    """
+    """Return ``value`` as a ``torch.device``, naming the argument when it is not one (torch's error does not)."""
     if not isinstance(value, (str, torch.device)):
         raise TypeError(f"{name} must be a torch.device or a device name such as 'cpu' or 'cuda', got {describe(value)}")
     try:
@@ -218,50 +101,19 @@ def check_device(name: str, value: Any) -> torch.device:
 
 
 def check_path(name: str, value: Any) -> Path:
-    """Return ``value`` as a ``Path``, or raise ``TypeError`` unless it is a non-empty string or path.
-
-    Args:
-        name: the argument's name.
-        value: a ``str`` or ``os.PathLike``.
-
-    Returns:
-        ``Path(value)``.
-
-    Example:
-        >>> check_path("root", "/tmp").name
-        'tmp'
-    """
+    """Return ``Path(value)`` for a non-empty ``str`` or ``os.PathLike``, else raise ``TypeError``."""
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise TypeError(f"{name} must be a file or folder path (a str or pathlib.Path), got {describe(value)}")
     return Path(value)
 
 
 def check_instance(name: str, value: Any, kind: type) -> None:
-    """Raise ``TypeError`` unless ``value`` is an instance of ``kind`` (a settings row, a profile, a result record).
-
-    Args:
-        name: the argument's name.
-        value: the argument.
-        kind: the class expected.
-
-    Example:
-        >>> check_instance("seed", 3, int)
-    """
+    """Raise ``TypeError`` unless ``value`` is an instance of ``kind``."""
     if not isinstance(value, kind):
         raise TypeError(f"{name} must be a {kind.__name__}, got {describe(value)}")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (a lookup with it would raise a bare ``KeyError``).
-
-    Args:
-        name: the argument's name.
-        value: the argument.
-        choices: the allowed values.
-
-    Example:
-        >>> check_choice("reduction", "mean", ("mean", "sum"))
-    """
-    choices = check_sequence("choices", choices)
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (a list never is, even if it compares equal)."""
     if isinstance(value, (list, dict, set)) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

@@ -1,17 +1,9 @@
-"""Run profiles: where and how the chapters run, chosen once and passed explicitly.
+"""Run profiles: where and how the chapters run (device, precision, asset policy, claim checking).
 
-A profile is a frozen dataclass of what is generic: the device, the precision, the asset policy
-(stand-ins or not, downloads or not) and whether lessons are checked. Chapters call
-:func:`get_profile` once at the top and pass the result explicitly, so no function reads a global
-setting behind the reader's back. Sizes are not here: each chapter module keeps one table of its
-own sizes per profile (``SETTINGS``), read through :func:`settings_for`.
-
-- ``smoke``: every chapter end to end in about a minute on 2 CPU cores; the numbers mean nothing.
-  CI uses it. Never touches the network.
-- ``cpu``: every chapter in at most 5 minutes on 2 cores and 4 GB, with real pretrained weights
-  and real data (offline stand-ins when the canonical assets are missing), so numbers mean something.
-- ``gpu``: the full recipes (VGG16 on all of CIFAR-10, bert-base-uncased on a full benchmark) with
-  mixed precision. Missing canonical assets are an error, not a silent stand-in.
+Chapters call :func:`get_profile` once and pass the result on. Sizes live in each chapter module's
+``SETTINGS`` table, read with :func:`settings_for`. ``smoke``: every chapter in about a minute, numbers
+meaningless (CI). ``cpu``: at most 5 minutes a chapter on 2 cores, real weights and data (offline
+stand-ins when the canonical assets are missing). ``gpu``: the full recipes; a missing canonical asset is an error.
 """
 
 from __future__ import annotations
@@ -26,38 +18,17 @@ import torch
 from tlcourse.checks import check_int, describe
 from tlcourse.runtime import choose_device
 
-__all__ = [
-    "settings_for",
-    "PROFILE_ENVIRONMENT_VARIABLE",
-    "Profile",
-    "PROFILES",
-    "get_profile",
-]
-
-PROFILE_ENVIRONMENT_VARIABLE = "TLCOURSE_PROFILE"
-
 
 @dataclass(frozen=True)
 class Profile:
-    """Where and how the book runs: device, precision, asset policy, claim checking.
+    """Where and how the book runs.
 
     Attributes:
-        name: ``"smoke"``, ``"cpu"``, ``"gpu"`` or ``"rehearsal"``.
-        device: ``"cpu"``, ``"cuda"`` or ``"mps"``; where tensors and models go.
-        use_standins: if True, a canonical asset that is not cached is replaced by its offline
-            stand-in (announced in one printed line); if False, it is an error.
-        allow_download: whether loaders may try the network for canonical assets.
-        mixed_precision: whether ``fit`` runs the forward pass under CUDA autocast.
-        num_workers: DataLoader worker processes (0 keeps runs deterministic and light).
-        check_claims: whether a chapter's stated lessons are checked (:func:`tlcourse.claims.expect`);
-            off in ``smoke``, whose numbers mean nothing.
-        sizes_from: read the chapters' sizes from this profile's row of their settings tables
-            (the ``rehearsal`` runs the ``gpu`` code path at ``smoke`` sizes); ``None``: its own row.
-
-    Example:
-        >>> profile = get_profile("smoke")
-        >>> profile.device
-        'cpu'
+        use_standins: replace a canonical asset that is not cached by its offline stand-in (announced).
+        allow_download: loaders may try the network for canonical assets.
+        mixed_precision: ``fit`` runs the forward pass under CUDA autocast.
+        check_claims: check the chapters' lessons (:func:`tlcourse.claims.expect`); off in ``smoke``.
+        sizes_from: take the chapters' sizes from this profile's row (``rehearsal``: ``smoke``).
     """
 
     name: str
@@ -88,34 +59,15 @@ PROFILES: dict[str, Profile] = {profile.name: profile for profile in [
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """Choose the profile once: by argument, else ``$TLCOURSE_PROFILE``, else by hardware.
+    """The profile named, else ``$TLCOURSE_PROFILE``, else ``gpu`` with CUDA and ``cpu`` without.
 
-    Without a name and without the environment variable, the profile is ``gpu`` when CUDA is
-    available and ``cpu`` otherwise. On a machine without CUDA, ``gpu`` runs on MPS or the CPU
-    (slowly) rather than failing, since the recipe is still correct there.
-
-    Args:
-        name: ``"smoke"``, ``"cpu"``, ``"gpu"`` or ``None``.
-
-    Returns:
-        The frozen :class:`Profile`.
-
-    Raises:
-        ValueError: if the name is not one of the known profiles.
-
-    Example:
-        >>> get_profile("cpu").name
-        'cpu'
+    ``gpu`` on a machine without CUDA runs on MPS or the CPU, without mixed precision.
     """
     if name is None:
-        name = os.environ.get(PROFILE_ENVIRONMENT_VARIABLE) or None
-    if name is None:
-        name = "gpu" if torch.cuda.is_available() else "cpu"
+        name = os.environ.get("TLCOURSE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
     if not isinstance(name, str) or name.strip().lower() not in PROFILES:
-        raise ValueError(
-            f"unknown profile {name!r}: expected one of {sorted(PROFILES)} "
-            f"(set {PROFILE_ENVIRONMENT_VARIABLE} or pass the name)"
-        )
+        raise ValueError(f"unknown profile {name!r}: expected one of {sorted(PROFILES)} "
+                         "(set TLCOURSE_PROFILE or pass the name)")
     profile = PROFILES[name.strip().lower()]
     if profile.device == "cuda" and not torch.cuda.is_available():
         profile = replace(profile, device=choose_device().type, mixed_precision=False)
@@ -126,27 +78,10 @@ Settings = TypeVar("Settings")
 
 
 def settings_for(table: Mapping[str, Settings], profile: Profile) -> Settings:
-    """A chapter's sizes for ``profile``: the one place where a profile's name picks numbers.
+    """``table[profile.name]``: a chapter's sizes, the one place where a profile's name picks numbers.
 
-    Each chapter module keeps one table ``SETTINGS = {"smoke": ..., "cpu": ..., "gpu": ...}`` of
-    frozen dataclasses with named sizes; this looks the profile up in it. A profile with
-    ``sizes_from`` (the ``rehearsal``) takes that row, with every field that names an offline
-    stand-in asset replaced by the canonical asset it stands in for, so that the canonical code
-    path runs at small sizes.
-
-    Args:
-        table: settings per profile name.
-        profile: the run profile.
-
-    Returns:
-        ``table[profile.name]`` (or the adapted ``table[profile.sizes_from]``).
-
-    Raises:
-        ValueError: if the table has no entry for the profile.
-
-    Example:
-        >>> settings_for({"smoke": 2, "cpu": 3, "gpu": 4}, get_profile("smoke"))
-        2
+    A profile with ``sizes_from`` (the rehearsal) takes that row, with every field naming an offline
+    stand-in replaced by the canonical asset it stands in for, so the canonical path runs at small sizes.
     """
     if not isinstance(table, Mapping) or not isinstance(profile, Profile):
         raise TypeError(f"table must be a chapter's SETTINGS dict and profile a Profile, got "
