@@ -36,12 +36,17 @@ def test_oldest_pair_is_pyproject_s_lower_bounds():
 def test_suspects_name_the_library_a_failure_was_raised_in(tmp_path):
     report = tmp_path / "report.xml"
     report.write_text(
-        '<testsuites><testsuite><testcase name="bert.ipynb::Cell 4"><failure>'
+        '<testsuites><testsuite><testcase classname="bert.ipynb" name="Cell 4"><failure>'
         "File /v/lib/python3.11/site-packages/_pytest/runner.py\n"
         "File /v/lib/python3.11/site-packages/transformers/trainer.py, in train\nTypeError: x"
+        '</failure></testcase><testcase classname="fusion.ipynb" name="Cell 1"><failure>'
+        "#x1B[31mModuleNotFoundError#x1B[39m: No module named 'myst_nb'</failure></testcase>"
+        '<testcase classname="fusion.ipynb" name="Cell 2"><failure>NameError: name \'glue\' is not defined'
         '</failure></testcase><testcase name="ok"/></testsuite></testsuites>')
     lines = suspects(report, Path(sys.executable))
     assert lines[0].startswith("bert.ipynb::Cell 4: raised in transformers ")
+    assert lines[1] == "fusion.ipynb::Cell 1: myst_nb is not installed in this environment"
+    assert not any("Cell 2" in line for line in lines)  # a consequence of Cell 1, not a cause
 
 
 def _colab_installs(monkeypatch) -> list[list[str]]:
@@ -74,4 +79,4 @@ def test_requirements_colab_is_the_runtime_of_requirements_txt_without_torch():
     runtime = names(ROOT / "requirements.txt", BUILD_TOOLS_MARKER)
     colab = names(ROOT / "requirements-colab.txt")
     assert runtime - {"torch", "torchvision", "ipywidgets"} <= colab  # Colab has its own torch and widgets
-    assert colab - runtime <= {"datasets"}, colab - runtime  # the gpu profile downloads SST-2 with it
+    assert colab - runtime <= {"datasets", "myst-nb"}, colab - runtime  # SST-2's loader; glue in every chapter
