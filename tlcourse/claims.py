@@ -1,9 +1,11 @@
 """Lessons as claims checked by code, right after the cell that measured them.
 
 A chapter states a lesson ("fine-tuning beats feature extraction") and then calls :func:`expect`
-with the measured number. In the ``cpu`` and ``gpu`` profiles a claim that does not hold shows a
-warning box on the page and raises :class:`ClaimFailedError`, so ``jupyter-book build -W`` (and
-``make test``) fails. In ``smoke`` the numbers mean nothing, so the claim is printed as not checked.
+with the measured number. In the rendered page a claim that holds shows a small "checked" box with
+the lesson and the measured value. In the ``cpu`` and ``gpu`` profiles a claim that does not hold
+shows a warning box and raises :class:`ClaimFailedError`, so ``jupyter-book build -W`` (and
+``make test``) fails. In ``smoke`` the numbers mean nothing, so the claim is shown as not checked.
+Outside IPython each claim prints one plain line.
 """
 
 from __future__ import annotations
@@ -18,28 +20,59 @@ __all__ = [
     "expect",
 ]
 
+# (CSS class, box title) for each outcome; the styles are in _static/claims.css.
+_BOXES = {
+    "holds": ("tl-claim tl-claim-holds", "Checked"),
+    "fails": ("admonition warning tl-claim tl-claim-fails", "Claim failed"),
+    "unchecked": ("tl-claim tl-claim-unchecked", "Not checked"),
+}
+
 
 class ClaimFailedError(AssertionError):
     """A lesson the chapter states did not hold in this run."""
 
 
-def _show_warning_box(text: str) -> None:
-    # A visible box in the rendered page (HTML), plain text in a terminal.
+def _show(outcome: str, claim: str, detail: str, line: str) -> None:
+    # A styled box in the rendered page (HTML, with the plain line as its text form); a printed line
+    # in a terminal or a test.
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
+        from IPython.display import display
     except ImportError:  # pragma: no cover - IPython ships with the book's requirements
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(line)
         return
-    if get_ipython() is None:
-        return
-    display(HTML(
-        '<div class="admonition warning"><p class="admonition-title">Claim failed</p>'
-        f"<p>{html.escape(text)}</p></div>"
-    ))
+    css_class, title = _BOXES[outcome]
+    box = (f'<div class="{css_class}"><p class="admonition-title tl-claim-title">{title}</p>'
+           f'<p><span class="tl-claim-lesson">{html.escape(claim)}</span> '
+           f'<span class="tl-claim-measured">{html.escape(detail)}</span></p></div>')
+    display({"text/html": box, "text/plain": line}, raw=True)
+
+
+def _interval_text(interval) -> str:
+    # A PairedDifference (mean, low, high, confidence) or a (low, high) pair.
+    if interval is None:
+        return ""
+    if hasattr(interval, "low") and hasattr(interval, "high"):
+        low, high = float(interval.low), float(interval.high)
+        confidence = getattr(interval, "confidence", None)
+        mean = getattr(interval, "mean", None)
+        text = f"[{low:.4g}, {high:.4g}]"
+        if confidence is not None:
+            text = f"{confidence:.0%} interval {text}"
+        if mean is not None:
+            text = f"mean {float(mean):.4g}, {text}"
+        return text
+    try:
+        low, high = (float(value) for value in interval)
+    except (TypeError, ValueError):
+        raise TypeError(f"interval must be a (low, high) pair or have .low and .high, got {interval!r}") from None
+    return f"interval [{low:.4g}, {high:.4g}]"
 
 
 def expect(claim: str, measured: float, *, profile: Profile, above: float | None = None,
-           below: float | None = None) -> bool:
+           below: float | None = None, interval=None) -> bool:
     """Check that ``measured`` lies strictly above ``above`` and/or strictly below ``below``.
 
     Args:
@@ -48,6 +81,7 @@ def expect(claim: str, measured: float, *, profile: Profile, above: float | None
         profile: claims are checked when ``profile.check_claims`` is True (``cpu``, ``gpu``).
         above: the claim holds only if ``measured > above``.
         below: the claim holds only if ``measured < below``.
+        interval: optional, shown beside the value: a ``PairedDifference`` or a ``(low, high)`` pair.
 
     Returns:
         True when the claim was checked and holds; False when the profile does not check claims.
@@ -60,6 +94,9 @@ def expect(claim: str, measured: float, *, profile: Profile, above: float | None
         >>> from tlcourse.profiles import get_profile
         >>> expect("accuracy beats chance", 0.9, above=0.1, profile=get_profile("cpu"))
         claim holds: accuracy beats chance (measured 0.9 > 0.1)
+        True
+        >>> expect("A beats B", 0.02, above=0.0, interval=(0.02, 0.09), profile=get_profile("cpu"))
+        claim holds: A beats B (measured 0.02 > 0; interval [0.02, 0.09])
         True
     """
     if above is None and below is None:
@@ -77,13 +114,18 @@ def expect(claim: str, measured: float, *, profile: Profile, above: float | None
     if below is not None:
         bounds.append(f"< {below:.4g}")
         holds = holds and measured < below
-    description = f"{claim} (measured {measured:.4g} {' and '.join(bounds)})"
+    detail = f"measured {measured:.4g} {' and '.join(bounds)}"
+    shown_interval = _interval_text(interval)
+    if shown_interval:
+        detail = f"{detail}; {shown_interval}"
+    description = f"{claim} ({detail})"
     if not profile.check_claims:
-        print(f"claim not checked in the {profile.name} profile: {description}")
+        _show("unchecked", claim, f"({detail}; the {profile.name} profile does not check claims)",
+              f"claim not checked in the {profile.name} profile: {description}")
         return False
     if holds:
-        print(f"claim holds: {description}")
+        _show("holds", claim, f"({detail})", f"claim holds: {description}")
         return True
     message = f"claim does not hold: {description}"
-    _show_warning_box(message)
+    _show("fails", claim, f"({detail})", message)
     raise ClaimFailedError(message)
