@@ -31,7 +31,7 @@ __all__ = ["NonFiniteLossError", "choose_precision", "fit", "predict", "evaluate
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
-PRECISIONS = ("bf16", "fp16", "fp32")
+_PRECISIONS = ("bf16", "fp16", "fp32")
 _ANNOUNCED: set[str] = set()  # precision lines already printed by this process
 
 
@@ -71,8 +71,8 @@ def _announce(device: torch.device, precision: str) -> None:
 
 
 def _check_mixed_precision(mixed_precision: Any) -> None:
-    if not (isinstance(mixed_precision, bool) or mixed_precision in PRECISIONS):
-        raise ValueError(f"mixed_precision must be a bool or one of {list(PRECISIONS)}, got {mixed_precision!r}")
+    if not (isinstance(mixed_precision, bool) or mixed_precision in _PRECISIONS):
+        raise ValueError(f"mixed_precision must be a bool or one of {list(_PRECISIONS)}, got {mixed_precision!r}")
 
 
 def _check_loader(name: str, loader: Any) -> None:
