@@ -1,20 +1,4 @@
-"""The registry of every pretrained model and data set the book uses, and how each is resolved.
-
-Each :class:`Asset` says how it loads, where it is cached, its size, license and citation.
-*Canonical* assets (VGG16 ImageNet weights, CIFAR-10, bert-base-uncased, SST-2) need the network
-once; *stand-ins* install with the package registry and work offline (EfficientNet-Lite0 ImageNet
-weights, 5,000 MNIST digits, MiniLM-L6, Rotten Tomatoes snippets, scikit-learn digits).
-
-:func:`resolve` decides which one a chapter gets:
-
-- canonical and cached: the canonical asset;
-- not cached, profile allows downloads and the host answers within 3 s
-  (:func:`tlcourse.runtime.network_reachable`): the canonical asset
-  (its loader downloads it);
-- otherwise, with ``profile.use_standins`` (``smoke``, ``cpu``): the stand-in, announced in one
-  printed line; without it (``gpu``): :class:`AssetUnavailableError` naming
-  ``python -m tlcourse fetch NAME``, raised within seconds, with no retry loop.
-"""
+"""The registry of every pretrained model and data set the book uses, and how each is resolved."""
 
 from __future__ import annotations
 
@@ -52,27 +36,7 @@ class AssetUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Asset:
-    """One model or data set.
-
-    Attributes:
-        name: registry key, e.g. ``"vgg16-imagenet"``.
-        kind: ``"model"`` or ``"dataset"``.
-        title: human-readable name.
-        loads_with: the real API call that loads it.
-        cache: where it lives once fetched or installed.
-        size: approximate download or install size.
-        license: the license of the weights or data.
-        citation: who to cite, in short (first author's surname, year, title).
-        references: the BibTeX keys of those works in the book's ``references.bib``, the one source of
-            the full citations (``tests/test_references.py`` checks that they exist and agree).
-        canonical: True if it needs the network once; False for offline stand-ins.
-        standin: name of the offline stand-in (canonical assets only).
-        host: the host it downloads from (canonical assets only).
-
-    Example:
-        >>> get_asset("vgg16-imagenet").standin
-        'efficientnet-lite0-imagenet'
-    """
+    """One model or data set."""
 
     name: str
     kind: str
@@ -213,55 +177,19 @@ ASSETS: dict[str, Asset] = {
 
 
 def get_asset(name: str) -> Asset:
-    """Look an asset up by name.
-
-    Args:
-        name: a key of :data:`ASSETS`.
-
-    Returns:
-        The :class:`Asset`.
-
-    Raises:
-        ValueError: for an unknown name, listing the known ones.
-
-    Example:
-        >>> get_asset("cifar10").kind
-        'dataset'
-    """
+    """Look an asset up by name."""
     if name not in ASSETS:
         raise ValueError(f"name must be a registered asset: unknown asset {name!r}, expected one of {sorted(ASSETS)}")
     return ASSETS[name]
 
 
 def cache_dir() -> Path:
-    """The folder tlcourse downloads data sets into: ``$TLCOURSE_CACHE`` or ``~/.cache/tlcourse``.
-
-    Model weights go to the libraries' own caches (``$TORCH_HOME``, ``$HF_HOME``) so that a cache
-    filled for this book also serves every other torchvision and transformers program.
-
-    Returns:
-        The folder (not created).
-
-    Example:
-        >>> cache_dir().name in ("tlcourse",) or "TLCOURSE_CACHE" in os.environ
-        True
-    """
+    """The folder tlcourse downloads data sets into: ``$TLCOURSE_CACHE`` or ``~/.cache/tlcourse``."""
     return Path(os.environ.get("TLCOURSE_CACHE") or Path.home() / ".cache" / "tlcourse")
 
 
 def package_path(package: str) -> Path | None:
-    """Folder of an installed package, found without importing it (some have heavy imports).
-
-    Args:
-        package: the import name, e.g. ``"scattertext"``.
-
-    Returns:
-        The package folder, or ``None`` if it is not installed.
-
-    Example:
-        >>> package_path("torch") is not None
-        True
-    """
+    """Folder of an installed package, found without importing it (some have heavy imports)."""
     if not isinstance(package, str) or not package:
         raise TypeError(f"package must be an importable package name, got {package!r}")
     spec = importlib.util.find_spec(package)
@@ -277,22 +205,7 @@ def _vgg16_file() -> Path:
 
 
 def is_cached(name: str) -> bool:
-    """Whether an asset can be loaded right now without the network.
-
-    Args:
-        name: a key of :data:`ASSETS`.
-
-    Returns:
-        True if its files are present and whole (canonical: checked by :mod:`tlcourse.integrity`,
-        against the publisher's digest where one exists) or its package is installed (stand-in).
-
-    Raises:
-        ValueError: for an unknown name.
-
-    Example:
-        >>> is_cached("digits")
-        True
-    """
+    """Whether an asset can be loaded right now without the network."""
     from tlcourse import integrity
 
     get_asset(name)
@@ -335,26 +248,7 @@ def is_cached(name: str) -> bool:
 
 
 def resolve(name: str, profile: AssetPolicy, announce: bool = True) -> Asset:
-    """Decide which asset a chapter gets for ``name`` under ``profile``.
-
-    Args:
-        name: a canonical or stand-in asset name.
-        profile: the run profile (its ``allow_download`` and ``use_standins`` decide).
-        announce: print one line when a stand-in replaces a canonical asset.
-
-    Returns:
-        The asset to load: ``name`` itself, or its stand-in.
-
-    Raises:
-        ValueError: for an unknown name.
-        AssetUnavailableError: if the canonical asset cannot be had and the profile allows no
-            stand-in; the message names ``python -m tlcourse fetch NAME``.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> resolve("digits", get_profile("smoke")).name
-        'digits'
-    """
+    """Decide which asset a chapter gets for ``name`` under ``profile``."""
     asset = get_asset(name)
     if not all(hasattr(profile, attribute) for attribute in ("name", "use_standins", "allow_download")):
         raise TypeError(f"profile must be a Profile (name, use_standins, allow_download), got {profile!r:.60}")
@@ -368,9 +262,10 @@ def resolve(name: str, profile: AssetPolicy, announce: bool = True) -> Asset:
         return asset  # its loader downloads it into the cache
     if profile.use_standins and asset.standin:
         if announce:
-            print(f"[tlcourse] {name} is not cached and {asset.host} cannot be reached or downloads are "
-                  f"off in the '{profile.name}' profile: using the offline stand-in {asset.standin} "
-                  f"instead. To get the real one: python -m tlcourse fetch {name}")
+            reason = (f"{asset.host} cannot be reached" if profile.allow_download
+                      else f"the '{profile.name}' profile does not download")
+            print(f"[tlcourse] {name} is not cached and {reason}, so this run uses the offline stand-in "
+                  f"{asset.standin} (to get the real one: python -m tlcourse fetch {name}).")
         return get_asset(asset.standin)
     raise AssetUnavailableError(
         f"{name} ({asset.title}) is not cached in {asset.cache} and {asset.host} cannot be reached; "
