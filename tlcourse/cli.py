@@ -1,9 +1,4 @@
-"""Command line: ``python -m tlcourse doctor`` and ``python -m tlcourse fetch NAME|--all``.
-
-``doctor`` prints versions, the device, the profile, and which assets are cached. ``fetch``
-downloads canonical assets into the libraries' caches so that a teacher can fill a classroom's
-cache once, on one connected machine.
-"""
+"""Command line: ``python -m tlcourse doctor`` and ``python -m tlcourse fetch NAME|--all``."""
 
 from __future__ import annotations
 
@@ -36,15 +31,7 @@ def _version(package: str) -> str:
 
 
 def doctor() -> str:
-    """Describe this machine for the book: versions, device, profile, assets.
-
-    Returns:
-        The report, as printed by ``python -m tlcourse doctor``.
-
-    Example:
-        >>> "profile" in doctor()
-        True
-    """
+    """Describe this machine for the book: versions, device, profile, assets."""
     import torch
 
     from tlcourse.profiles import get_profile
@@ -69,20 +56,7 @@ def doctor() -> str:
 
 
 def fetch(name: str) -> None:
-    """Download one canonical asset into its cache (stand-ins are installed by pip).
-
-    Args:
-        name: a canonical asset name.
-
-    Returns:
-        None.
-
-    Raises:
-        ValueError: for an unknown name.
-
-    Example:
-        >>> # fetch("vgg16-imagenet")  # needs the network
-    """
+    """Download one canonical asset into its cache (stand-ins are installed by pip)."""
     asset = get_asset(name)
     if not asset.canonical:
         print(f"{name} is an offline stand-in installed with pip; nothing to fetch")
@@ -93,17 +67,7 @@ def fetch(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tlcourse``.
-
-    Args:
-        argv: arguments (default ``sys.argv[1:]``).
-
-    Returns:
-        The exit status.
-
-    Example:
-        >>> # main(["doctor"])
-    """
+    """Entry point of ``python -m tlcourse``."""
     parser = argparse.ArgumentParser(prog="python -m tlcourse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="versions, device, profile and which assets are available")

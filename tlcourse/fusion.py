@@ -1,20 +1,4 @@
-"""Fusing models in weight space: interpolation (WiSE-FT), model soups, the path between two networks.
-
-Weight-space functions work on state dicts (``name -> tensor``), so they do not care which
-architecture produced them, only that every input has the same keys and shapes.
-
-Buffers are handled deliberately:
-
-- floating-point tensors (weights, biases, BatchNorm ``running_mean`` / ``running_var``) are
-  averaged or interpolated like any parameter. Averaged running statistics are only an
-  approximation of the statistics of the averaged network; :func:`tlcourse.batchnorm.recompute_batchnorm_statistics`
-  re-estimates them from data when that matters.
-- integer and boolean tensors (BatchNorm ``num_batches_tracked``, index buffers) cannot be
-  averaged meaningfully; they are copied from the first state dict (for :func:`interpolate`, from
-  ``pretrained`` when ``alpha < 0.5`` and from ``finetuned`` otherwise, so both ends are exact).
-
-Output-space fusion (ensembles of predictions) is in :mod:`tlcourse.ensembles`.
-"""
+"""Fusing models in weight space: interpolation (WiSE-FT), model soups, the path between two networks."""
 
 from __future__ import annotations
 
@@ -47,19 +31,7 @@ def _check_list(state_dicts: Sequence[StateDict]) -> list[StateDict]:
 
 
 def check_compatible(first: StateDict, second: StateDict, names: tuple[str, str] = ("first", "second")) -> None:
-    """Raise if two state dicts do not have the same keys and shapes.
-
-    Args:
-        first: a state dict.
-        second: another state dict.
-        names: how to call them in the error message.
-
-    Raises:
-        ValueError: on different key sets (the message lists some missing keys) or a shape mismatch.
-
-    Example:
-        >>> check_compatible({"w": torch.zeros(2)}, {"w": torch.ones(2)})
-    """
+    """Raise if two state dicts do not have the same keys and shapes."""
     for label, state in zip(names, (first, second)):
         if not isinstance(state, Mapping):
             raise TypeError(f"{label} must be a state dict (names -> tensors), got {type(state).__name__}")
@@ -74,24 +46,7 @@ def check_compatible(first: StateDict, second: StateDict, names: tuple[str, str]
 
 
 def interpolate(pretrained: StateDict, finetuned: StateDict, alpha: float) -> dict[str, torch.Tensor]:
-    r"""WiSE-FT: :math:`\theta(\alpha) = (1-\alpha)\,\theta_{pre} + \alpha\,\theta_{ft}`, key by key.
-
-    Args:
-        pretrained: the ``alpha = 0`` end (e.g. pretrained body with a linear-probe head).
-        finetuned: the ``alpha = 1`` end; same keys and shapes.
-        alpha: in ``[0, 1]``.
-
-    Returns:
-        A new state dict. Integer/bool buffers are copied from the nearer end, so ``alpha=0`` and
-        ``alpha=1`` give back the inputs exactly.
-
-    Raises:
-        ValueError: for ``alpha`` outside ``[0, 1]``, mismatched keys or shapes.
-
-    Example:
-        >>> interpolate({"w": torch.zeros(2)}, {"w": torch.ones(2)}, 0.25)["w"]
-        tensor([0.2500, 0.2500])
-    """
+    r"""WiSE-FT: :math:`\theta(\alpha) = (1-\alpha)\,\theta_{pre} + \alpha\,\theta_{ft}`, key by key."""
     check_number("alpha", alpha)
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
@@ -111,22 +66,7 @@ def interpolate(pretrained: StateDict, finetuned: StateDict, alpha: float) -> di
 
 
 def average_state_dicts(state_dicts: Sequence[StateDict], weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
-    """Weighted average of state dicts; integer/bool buffers are copied from the first one.
-
-    Args:
-        state_dicts: one or more compatible state dicts.
-        weights: non-negative, one per state dict; normalised to sum to 1. Default: uniform.
-
-    Returns:
-        The averaged state dict (float tensors averaged in float64 then cast back).
-
-    Raises:
-        ValueError: for an empty list, mismatched keys/shapes, or bad weights.
-
-    Example:
-        >>> average_state_dicts([{"w": torch.zeros(1)}, {"w": torch.ones(1)}])["w"]
-        tensor([0.5000])
-    """
+    """Weighted average of state dicts; integer/bool buffers are copied from the first one."""
     state_dicts = _check_list(state_dicts)
     if weights is None:
         weight_tensor = torch.full((len(state_dicts),), 1.0 / len(state_dicts), dtype=torch.float64)
@@ -150,34 +90,13 @@ def average_state_dicts(state_dicts: Sequence[StateDict], weights: Sequence[floa
 
 
 def uniform_soup(state_dicts: Sequence[StateDict]) -> dict[str, torch.Tensor]:
-    """The uniform model soup: the plain average of all ingredients (Wortsman et al., 2022).
-
-    Args:
-        state_dicts: fine-tuned from the same pretrained start.
-
-    Returns:
-        The averaged state dict.
-
-    Raises:
-        ValueError: for an empty list or mismatched keys/shapes.
-
-    Example:
-        >>> uniform_soup([{"w": torch.tensor([1.0])}, {"w": torch.tensor([3.0])}])["w"]
-        tensor([2.])
-    """
+    """The uniform model soup: the plain average of all ingredients (Wortsman et al., 2022)."""
     return average_state_dicts(state_dicts)
 
 
 @dataclass(frozen=True)
 class GreedySoupResult:
-    """What :func:`greedy_soup` chose.
-
-    Attributes:
-        state_dict: the greedy soup.
-        chosen: indices (into the input list) of the ingredients kept, in the order added.
-        individual_scores: validation score of each input model.
-        score: validation score of the soup.
-    """
+    """What :func:`greedy_soup` chose."""
 
     state_dict: dict[str, torch.Tensor]
     chosen: list[int]
@@ -186,27 +105,7 @@ class GreedySoupResult:
 
 
 def greedy_soup(state_dicts: Sequence[StateDict], evaluate_fn: Callable[[StateDict], float]) -> GreedySoupResult:
-    """Greedy soup: sort ingredients by validation score, add each one only if the soup does not get worse.
-
-    Starting from the best single model, the soup's score on the validation set never drops
-    below that model's score, because an ingredient is kept only if the score stays or improves.
-
-    Args:
-        state_dicts: compatible state dicts fine-tuned from the same start.
-        evaluate_fn: maps a state dict to a validation score, higher is better (e.g. accuracy).
-            Must be computed on held-out validation data, never on the test set.
-
-    Returns:
-        A :class:`GreedySoupResult`.
-
-    Raises:
-        ValueError: for an empty list or mismatched keys/shapes.
-
-    Example:
-        >>> result = greedy_soup([{"w": torch.ones(1)}, {"w": -torch.ones(1)}], lambda s: float(s["w"]))
-        >>> result.chosen
-        [0]
-    """
+    """Greedy soup: sort ingredients by validation score, add each one only if the soup does not get worse."""
     state_dicts = _check_list(state_dicts)
     scores = [_finite_score(evaluate_fn(state), f"state_dicts[{index}]") for index, state in enumerate(state_dicts)]
     order = sorted(range(len(state_dicts)), key=lambda index: -scores[index])
@@ -233,22 +132,7 @@ def _finite_score(score: float, what: str) -> float:
 @torch.no_grad()
 def state_dict_accuracy(model: nn.Module, state_dict: StateDict, loader: Iterable,
                         device: torch.device | str = "cpu") -> float:
-    """Accuracy of ``model``'s architecture with the weights ``state_dict`` on ``loader``.
-
-    Args:
-        model: a template network; it is copied, not modified.
-        state_dict: weights to load (strictly).
-        loader: evaluation batches.
-        device: where to evaluate.
-
-    Returns:
-        Accuracy in ``[0, 1]``.
-
-    Example:
-        >>> net = nn.Linear(2, 2)
-        >>> 0 <= state_dict_accuracy(net, net.state_dict(), [(torch.ones(3, 2), torch.zeros(3, dtype=torch.long))]) <= 1
-        True
-    """
+    """Accuracy of ``model``'s architecture with the weights ``state_dict`` on ``loader``."""
     check_module("model", model)
     check_state_dict_matches(model, state_dict)  # CheckpointError naming keys and shapes, not torch's RuntimeError
     network = copy.deepcopy(model)
@@ -258,31 +142,7 @@ def state_dict_accuracy(model: nn.Module, state_dict: StateDict, loader: Iterabl
 
 def interpolation_path(model: nn.Module, start: StateDict, end: StateDict, alphas: Sequence[float],
                        loader: Iterable, device: torch.device | str = "cpu") -> list[dict[str, float]]:
-    """Accuracy and loss of the single network ``(1 - alpha) * start + alpha * end`` for each alpha.
-
-    The straight line between two weight vectors, evaluated point by point: flat when both ends
-    lie in one basin of the loss, with a barrier in the middle when they do not.
-
-    Args:
-        model: a template network of the right architecture; it is copied, not modified.
-        start: weights at ``alpha = 0``.
-        end: weights at ``alpha = 1``.
-        alphas: points in ``[0, 1]``.
-        loader: evaluation batches.
-        device: where to evaluate.
-
-    Returns:
-        One ``{"alpha", "accuracy", "loss"}`` dict per alpha, in order.
-
-    Raises:
-        ValueError: see :func:`interpolate` (mismatched keys or shapes, alpha outside ``[0, 1]``).
-
-    Example:
-        >>> net = nn.Linear(2, 2)
-        >>> data = [(torch.ones(3, 2), torch.zeros(3, dtype=torch.long))]
-        >>> [row["alpha"] for row in interpolation_path(net, net.state_dict(), net.state_dict(), [0.0, 1.0], data)]
-        [0.0, 1.0]
-    """
+    """Accuracy and loss of the single network ``(1 - alpha) * start + alpha * end`` for each alpha."""
     check_module("model", model)
     for index, alpha in enumerate(check_sequence("alphas", alphas)):
         check_number(f"alphas[{index}]", alpha, 0.0, 1.0)

@@ -1,7 +1,4 @@
-"""Classification metrics on tensors: accuracy, F1, confusion matrix, per-class accuracy, spread.
-
-Functions take either logits ``(N, K)`` or predicted labels ``(N,)``, and integer targets ``(N,)``.
-"""
+"""Classification metrics on tensors: accuracy, F1, confusion matrix, per-class accuracy, spread."""
 
 from __future__ import annotations
 
@@ -53,44 +50,13 @@ def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
 
 
 def accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of correct predictions.
-
-    Args:
-        predictions: logits ``(N, K)`` or labels ``(N,)``.
-        targets: labels ``(N,)``.
-
-    Returns:
-        Accuracy in ``[0, 1]``.
-
-    Raises:
-        ValueError: on mismatched shapes or no examples.
-
-    Example:
-        >>> accuracy(torch.tensor([1, 0, 1]), torch.tensor([1, 1, 1]))
-        0.6666666666666666
-    """
+    """Fraction of correct predictions."""
     predictions, targets = _labels(predictions, targets)
     return float((predictions == targets).double().mean())
 
 
 def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as ``j``.
-
-    Args:
-        predictions: logits ``(N, K)`` or labels ``(N,)``.
-        targets: labels ``(N,)``.
-        num_classes: ``K``.
-
-    Returns:
-        int64 tensor ``(K, K)``.
-
-    Raises:
-        ValueError: if a label is outside ``[0, K)``.
-
-    Example:
-        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
-        [[1, 1], [0, 1]]
-    """
+    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as ``j``."""
     check_int("num_classes", num_classes)
     predictions, targets = _labels(predictions, targets)
     for name, values in (("predictions", predictions), ("targets", targets)):
@@ -101,18 +67,7 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
 
 
 def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
-    """Recall of each class from a confusion matrix (NaN for a class with no examples).
-
-    Args:
-        matrix: ``(K, K)`` counts from :func:`confusion_matrix`.
-
-    Returns:
-        float64 tensor ``(K,)``.
-
-    Example:
-        >>> per_class_accuracy(torch.tensor([[1, 1], [0, 1]])).tolist()
-        [0.5, 1.0]
-    """
+    """Recall of each class from a confusion matrix (NaN for a class with no examples)."""
     if not isinstance(matrix, torch.Tensor):
         raise TypeError(f"matrix must be a (K, K) tensor of counts, got {type(matrix).__name__}")
     matrix = matrix.double()
@@ -124,24 +79,7 @@ def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
 
 def f1_score(predictions: torch.Tensor, targets: torch.Tensor, average: str = "binary",
              positive: int = 1) -> float:
-    """F1, the harmonic mean of precision and recall.
-
-    Args:
-        predictions: logits ``(N, K)`` or labels ``(N,)``.
-        targets: labels ``(N,)``.
-        average: ``"binary"`` (F1 of class ``positive``) or ``"macro"`` (mean over classes present).
-        positive: the positive class for ``"binary"``.
-
-    Returns:
-        F1 in ``[0, 1]`` (0 when the class is never predicted nor present).
-
-    Raises:
-        ValueError: for an unknown ``average``.
-
-    Example:
-        >>> f1_score(torch.tensor([1, 0, 1, 1]), torch.tensor([1, 0, 0, 1]))
-        0.8
-    """
+    """F1, the harmonic mean of precision and recall."""
     predictions, targets = _labels(predictions, targets)
     if average not in ("binary", "macro"):
         raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
@@ -159,21 +97,7 @@ def f1_score(predictions: torch.Tensor, targets: torch.Tensor, average: str = "b
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (``ddof=1``; 0 for a single value).
-
-    Args:
-        values: e.g. one accuracy per seed.
-
-    Returns:
-        ``(mean, std)``.
-
-    Raises:
-        ValueError: if ``values`` is empty.
-
-    Example:
-        >>> mean_and_std([0.5, 0.7])
-        (0.6, 0.14142135623730948)
-    """
+    """Mean and sample standard deviation (``ddof=1``; 0 for a single value)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"values must be a list of numbers, got {type(values).__name__}")
     values = [float(v) for v in values]
@@ -188,23 +112,7 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the wrong predictions made with the highest softmax confidence.
-
-    Args:
-        logits: ``(N, K)``.
-        targets: ``(N,)``.
-        count: at most this many indices.
-
-    Returns:
-        int64 indices, most confident first (fewer if there are fewer mistakes).
-
-    Raises:
-        ValueError: on mismatched shapes or ``count < 1``.
-
-    Example:
-        >>> most_confident_mistakes(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]), 5).tolist()
-        [0]
-    """
+    """Indices of the wrong predictions made with the highest softmax confidence."""
     if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
         raise TypeError(f"logits and targets must be tensors, got {type(logits).__name__} and {type(targets).__name__}")
     if logits.dim() != 2 or targets.shape != (logits.shape[0],):
@@ -217,25 +125,7 @@ def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, count: 
 
 
 def accuracy_standard_error(accuracy: float, count: int) -> float:
-    """Binomial standard error of an accuracy measured on ``count`` independent examples.
-
-    ``sqrt(p (1 - p) / n)``: with 2 test sentences and a true accuracy of 0.8 it is about 0.28, so
-    such a test set cannot tell a good model from a coin.
-
-    Args:
-        accuracy: the true (or measured) accuracy ``p``.
-        count: number of test examples ``n``.
-
-    Returns:
-        The standard error.
-
-    Raises:
-        ValueError: ``accuracy`` outside ``[0, 1]`` or ``count < 1``.
-
-    Example:
-        >>> round(accuracy_standard_error(0.5, 100), 3)
-        0.05
-    """
+    """Binomial standard error of an accuracy measured on ``count`` independent examples."""
     if isinstance(accuracy, bool) or not isinstance(accuracy, numbers.Real) or not 0 <= accuracy <= 1:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
     check_int("count", count)
@@ -244,15 +134,7 @@ def accuracy_standard_error(accuracy: float, count: int) -> float:
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of paired differences ``first - second`` with a two-sided t interval.
-
-    Attributes:
-        mean: mean difference over the pairs (e.g. seeds).
-        low: lower end of the interval.
-        high: upper end of the interval.
-        count: number of pairs.
-        confidence: the interval's confidence level.
-    """
+    """Mean of paired differences ``first - second`` with a two-sided t interval."""
 
     mean: float
     low: float
@@ -267,27 +149,7 @@ class PairedDifference:
 
 def paired_difference(first: Sequence[float], second: Sequence[float],
                       confidence: float = 0.95) -> PairedDifference:
-    """Paired differences ``first[i] - second[i]`` (same seed, same data) with a t interval.
-
-    Pairing removes what both runs of a seed share (the split, the initial head), so the interval
-    is about the difference between the methods, not about seed noise in each.
-
-    Args:
-        first: one measurement per seed for the first method.
-        second: the same seeds' measurements for the second method.
-        confidence: level of the two-sided interval, in ``(0, 1)``.
-
-    Returns:
-        A :class:`PairedDifference`; with one pair the interval is ``(-inf, inf)``.
-
-    Raises:
-        ValueError: on empty or unequal-length inputs, NaN values, or ``confidence`` outside (0, 1).
-
-    Example:
-        >>> result = paired_difference([0.9, 0.8, 0.85], [0.7, 0.6, 0.7])
-        >>> round(result.mean, 3), round(result.low, 3), round(result.high, 3)
-        (0.183, 0.112, 0.255)
-    """
+    """Paired differences ``first[i] - second[i]`` (same seed, same data) with a t interval."""
     from scipy import (
         stats,  # scikit-learn depends on scipy; imported here to keep import light
     )
@@ -315,31 +177,7 @@ def paired_difference(first: Sequence[float], second: Sequence[float],
 @torch.inference_mode()
 def nearest_neighbour_accuracy(embeddings: torch.Tensor, groups: Sequence[int],
                                within: Sequence[int] | None = None) -> float:
-    """Share of items whose nearest other item (cosine similarity) belongs to the same group.
-
-    A retrieval measure of an embedding that fits nothing, so it shows what the vectors
-    themselves hold (e.g. whether snippets about one film lie close together). With ``within``,
-    an item's neighbour is searched only among the items with the same ``within`` value, so that
-    a property shared by the group (e.g. a sentiment critics agree on) cannot do the retrieving.
-
-    Args:
-        embeddings: ``(N, dim)``, one vector per item.
-        groups: ``N`` group indices (what counts as a hit).
-        within: ``N`` values; neighbours must share this value (default: any item).
-
-    Returns:
-        The leave-one-out nearest-neighbour accuracy, in ``[0, 1]``.
-
-    Raises:
-        ValueError: shapes disagree, fewer than two items, or an item alone in its ``within`` value.
-
-    Example:
-        >>> vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-        >>> nearest_neighbour_accuracy(vectors, [0, 0, 1, 1])
-        1.0
-        >>> nearest_neighbour_accuracy(vectors, [0, 1, 0, 1], within=[0, 0, 1, 1])  # pairs 0-1 and 2-3
-        0.0
-    """
+    """Share of items whose nearest other item (cosine similarity) belongs to the same group."""
     if not isinstance(embeddings, torch.Tensor) or isinstance(groups, str) or not hasattr(groups, "__len__"):
         raise TypeError(f"embeddings must be a (N, dim) tensor and groups a list of N labels, got "
                         f"{type(embeddings).__name__} and {type(groups).__name__}")

@@ -36,22 +36,7 @@ def new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 def plot_learning_curves(histories: History | Mapping[str, History], column: str = "val_accuracy",
                          ax: Axes | None = None) -> Figure:
-    """One line per run of ``column`` against epoch.
-
-    Args:
-        histories: a :class:`History`, or ``{label: History}`` for several runs.
-        column: e.g. ``"train_loss"``, ``"val_accuracy"``.
-        ax: axes to draw on.
-
-    Returns:
-        The figure.
-
-    Raises:
-        KeyError: if a history lacks ``column``.
-
-    Example:
-        >>> fig = plot_learning_curves(History([{"epoch": 1, "val_accuracy": 0.5}]))
-    """
+    """One line per run of ``column`` against epoch."""
     if isinstance(histories, History):
         histories = {column: histories}
     if not isinstance(histories, Mapping) or not all(isinstance(h, History) for h in histories.values()):
@@ -67,23 +52,7 @@ def plot_learning_curves(histories: History | Mapping[str, History], column: str
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], ax: Axes | None = None,
                           normalize: bool = True) -> Figure:
-    """Heat map of a confusion matrix, true class on rows, predicted class on columns.
-
-    Args:
-        matrix: ``(K, K)`` counts.
-        class_names: ``K`` names.
-        ax: axes to draw on.
-        normalize: show each row as fractions of that class's examples.
-
-    Returns:
-        The figure.
-
-    Raises:
-        ValueError: if the names do not match the matrix size.
-
-    Example:
-        >>> fig = plot_confusion_matrix(torch.eye(2), ["a", "b"])
-    """
+    """Heat map of a confusion matrix, true class on rows, predicted class on columns."""
     if matrix is None or isinstance(class_names, str) or not hasattr(class_names, "__len__"):
         raise TypeError(f"matrix must be a (K, K) tensor and class_names a list of K names, got "
                         f"{type(matrix).__name__} and {type(class_names).__name__}")
@@ -106,24 +75,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], ax: 
 
 def plot_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, num_columns: int = 8,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Figure:
-    """A grid of images, undoing normalisation so they look as a person would see them.
-
-    Args:
-        images: ``(N, C, H, W)`` with C = 1 or 3.
-        titles: one short title per image.
-        num_columns: images per row.
-        mean: per-channel mean used in normalisation, to undo it.
-        std: per-channel std used in normalisation, to undo it.
-
-    Returns:
-        The figure (a grid has many axes, so there is no ``ax`` argument).
-
-    Raises:
-        ValueError: on a wrong shape or a wrong number of titles.
-
-    Example:
-        >>> fig = plot_image_grid(torch.rand(4, 3, 8, 8), titles=list("abcd"), num_columns=2)
-    """
+    """A grid of images, undoing normalisation so they look as a person would see them."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a (N, C, H, W) tensor, got {type(images).__name__}")
     images = images.detach().float().cpu()
@@ -173,17 +125,7 @@ def _diagram(ax: Axes, width: float) -> tuple[Callable[..., None], Callable[...,
 
 
 def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
-    """Draw the vocabulary: source/target domain and task, shared vs task-specific layers, stages.
-
-    Args:
-        ax: axes to draw on; default a new figure.
-
-    Returns:
-        The matplotlib Figure.
-
-    Example:
-        >>> figure = plot_transfer_vocabulary()
-    """
+    """Draw the vocabulary: source/target domain and task, shared vs task-specific layers, stages."""
     figure, ax = new_axes(ax, (10, 5))
     box, arrow = _diagram(ax, width=10)
 
@@ -210,21 +152,7 @@ def plot_transfer_vocabulary(ax: Axes | None = None) -> Figure:
 
 
 def plot_transfer_story(ax: Axes | None = None) -> Figure:
-    """Draw the book's story in three panels: pretrain on a source, fine-tune copies, fuse the results.
-
-    Each panel names the chapters that teach its stage; the drawing carries no measured number.
-
-    Args:
-        ax: axes to draw on; default a new figure.
-
-    Returns:
-        The matplotlib Figure.
-
-    Example:
-        >>> figure = plot_transfer_story()
-        >>> [text.get_text() for text in figure.axes[0].texts if text.get_text()[0].isdigit()]
-        ['1  pretrain', '2  fine-tune', '3  fuse']
-    """
+    """Draw the book's story in three panels: pretrain on a source, fine-tune copies, fuse the results."""
     figure, ax = new_axes(ax, (11, 4.6))
     box, arrow = _diagram(ax, width=12)
 
@@ -260,27 +188,7 @@ def plot_transfer_story(ax: Axes | None = None) -> Figure:
 
 def plot_mean_and_spread(rows: Sequence[Mapping[str, object]], x: str, group: str, value: str = "accuracy",
                          ax: Axes | None = None, log_x: bool = False) -> Figure:
-    """One line per ``group``: the mean of ``value`` over repeated runs at each ``x``, with a +-1 std band.
-
-    Args:
-        rows: one dict per run, e.g. ``{"budget": 10, "strategy": "scratch", "seed": 0, "accuracy": 0.8}``.
-        x: key of the horizontal coordinate (e.g. ``"budget"``).
-        group: key naming the line (e.g. ``"strategy"``).
-        value: key of the measured number.
-        ax: axes to draw on; default a new figure.
-        log_x: logarithmic horizontal axis.
-
-    Returns:
-        The figure; the axes are labelled with ``x`` and ``value``.
-
-    Raises:
-        ValueError: if ``rows`` is empty or a row lacks one of the keys.
-
-    Example:
-        >>> rows = [{"budget": b, "strategy": "scratch", "accuracy": a} for b, a in ((1, 0.5), (1, 0.7), (5, 0.9))]
-        >>> plot_mean_and_spread(rows, "budget", "strategy").axes[0].get_lines()[0].get_ydata().tolist()
-        [0.6, 0.9]
-    """
+    """One line per ``group``: the mean of ``value`` over repeated runs at each ``x``, with a +-1 std band."""
     rows = check_sequence("rows", rows)
     if any(not isinstance(row, Mapping) for row in rows):
         raise TypeError(f"rows must be dicts, got {describe(rows[0])}")

@@ -1,21 +1,4 @@
-"""A rehearsal of the ``gpu`` profile on a CPU, with synthetic canonical assets.
-
-No machine here has a GPU or the network, yet the ``gpu`` profile's code path (canonical assets,
-no stand-ins, their real loaders) must not break unseen. :func:`write_synthetic_assets` writes
-tiny, random stand-ins *in the canonical assets' own on-disk formats* into temporary caches:
-
-* CIFAR-10's python batches (pickled ``data``/``labels`` dicts and ``batches.meta``), read by
-  ``torchvision.datasets.CIFAR10``;
-* a VGG16 state dict at the file name torchvision's weights enum looks for under
-  ``$TORCH_HOME/hub/checkpoints``;
-* a two-layer BERT written with ``save_pretrained`` into the Hugging Face hub cache layout, where
-  ``from_pretrained("bert-base-uncased")`` finds it offline;
-* SST-2 in the book's own cache format (:func:`tlcourse.data.save_sst2`).
-
-Their numbers mean nothing. CIFAR-10's md5 check cannot pass on synthetic files, so it is skipped
-only while :data:`REHEARSAL_ENVIRONMENT_VARIABLE` is set, and :func:`tlcourse.data.load_cifar10`
-says so when it does. Run it with ``make rehearsal`` (part of ``make test``).
-"""
+"""A rehearsal of the ``gpu`` profile on a CPU, with synthetic canonical assets."""
 
 from __future__ import annotations
 
@@ -36,18 +19,7 @@ _WORDS = ["good", "bad", "great", "awful", "film", "movie", "the", "was", "a", "
 
 
 def environment_for(root: str | Path) -> dict[str, str]:
-    """The environment variables that point every cache at ``root`` and mark the rehearsal.
-
-    Args:
-        root: the folder :func:`write_synthetic_assets` wrote into.
-
-    Returns:
-        ``TORCH_HOME``, ``HF_HOME``, ``TLCOURSE_CACHE``, offline switches, the profile and the marker.
-
-    Example:
-        >>> sorted(environment_for("/tmp/r"))[:3]
-        ['HF_HOME', 'HF_HUB_OFFLINE', 'TLCOURSE_CACHE']
-    """
+    """The environment variables that point every cache at ``root`` and mark the rehearsal."""
     root = check_path("root", root).resolve()
     return {"TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "huggingface"),
             "TLCOURSE_CACHE": str(root / "tlcourse"), "HF_HUB_OFFLINE": "1", "TLCOURSE_OFFLINE": "1",
@@ -106,24 +78,7 @@ def _write_sst2(root: Path, count: int, generator: np.random.Generator) -> None:
 
 
 def write_synthetic_assets(root: str | Path, examples: int = 64, seed: int = 0) -> dict[str, str]:
-    """Write synthetic CIFAR-10, VGG16, bert-base-uncased and SST-2 in their real formats under ``root``.
-
-    Args:
-        root: an empty or new folder (e.g. a temporary directory).
-        examples: images per CIFAR-10 batch file and SST-2 training sentences (at least 10).
-        seed: for the random pixels and sentences.
-
-    Returns:
-        The environment of :func:`environment_for`, to run chapters against these caches.
-
-    Raises:
-        ValueError: if ``examples < 10`` (every CIFAR-10 class needs an image).
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:  # doctest: +SKIP
-        ...     environment = write_synthetic_assets(folder)
-    """
+    """Write synthetic CIFAR-10, VGG16, bert-base-uncased and SST-2 in their real formats under ``root``."""
     from tlcourse.checks import check_int
 
     check_int("examples", examples, minimum=10)

@@ -1,11 +1,4 @@
-"""Text classification with BERT-like encoders: from texts to padded batches.
-
-Input checks, tokenisation with explicit truncation, a data set of tokenised texts, a
-dynamic-padding collator, and length-grouped batches. What happens after the encoder (sentence
-vectors) is in :mod:`tlcourse.pooling`, the classifier in :mod:`tlcourse.models`, parameter
-groups and schedules in :mod:`tlcourse.optimization`, the data sets and the split by film in
-:mod:`tlcourse.data`, and the training loop is :func:`tlcourse.train.fit`.
-"""
+"""Text classification with BERT-like encoders: from texts to padded batches."""
 from __future__ import annotations
 
 import math
@@ -30,22 +23,7 @@ __all__ = [
 
 def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None,
                               label_set: Sequence[int] | None = None) -> None:
-    """Check a text data set before tokenising it.
-
-    Args:
-        texts: the documents.
-        labels: one label per text, or ``None`` for unlabelled text.
-        label_set: allowed labels; default ``range(max(labels) + 1)`` is not assumed, so give it
-            explicitly when it matters (e.g. ``[0, 1]``).
-
-    Raises:
-        TypeError: ``texts`` is a single string instead of a list of them.
-        ValueError: empty ``texts``, a non-string text, a length mismatch, or a label outside
-            ``label_set``.
-
-    Example:
-        >>> validate_texts_and_labels(["good", "bad"], [1, 0], [0, 1])
-    """
+    """Check a text data set before tokenising it."""
     if isinstance(texts, str):  # a lone string would be read as a list of its characters
         raise TypeError(f"texts must be a list of strings, got a single string {texts[:40]!r}; wrap it: [text]")
     for name, values in (("texts", texts), ("labels", labels)):
@@ -72,30 +50,7 @@ def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int,
            truncation: bool | str = "longest_first") -> list[dict[str, list[int]]]:
-    """Tokenise texts one by one, truncated but NOT padded (padding happens per batch).
-
-    Truncation is an explicit choice: ``"longest_first"`` (the default) cuts tokens from the end of
-    the text, keeping ``[CLS]`` and ``[SEP]``; for single sentences it equals ``"only_first"``.
-    Anything past ``max_length`` tokens is silently lost, so choose ``max_length`` from the length
-    distribution (the chapter prints it).
-
-    Args:
-        tokenizer: a Hugging Face tokenizer.
-        texts: the documents.
-        max_length: most tokens per text, special tokens included.
-        truncation: passed to the tokenizer; ``False`` is refused since over-long texts would break
-            the model's position embeddings.
-
-    Returns:
-        One dict per text with ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
-        tokenizer makes them), lists of ints.
-
-    Raises:
-        ValueError: empty ``texts``, ``max_length < 2`` or ``truncation=False``.
-
-    Example:
-        >>> # encode(tokenizer, ["a fine film"], max_length=16)[0]["input_ids"]
-    """
+    """Tokenise texts one by one, truncated but NOT padded (padding happens per batch)."""
     validate_texts_and_labels(texts, None)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
         raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
@@ -108,23 +63,7 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int,
 
 
 class TextClassificationDataset(Dataset):
-    """Tokenised texts with labels; items are unpadded dicts with a ``"labels"`` int.
-
-    Args:
-        texts: the documents.
-        labels: one label per text.
-        tokenizer: a Hugging Face tokenizer.
-        max_length: most tokens per text (see :func:`encode` for the truncation choice).
-        label_set: allowed labels (default ``[0, 1]``).
-        truncation: truncation strategy passed to :func:`encode`.
-
-    Raises:
-        ValueError: see :func:`validate_texts_and_labels` and :func:`encode`.
-
-    Example:
-        >>> # data = TextClassificationDataset(["good", "bad"], [1, 0], tokenizer, max_length=32)
-        >>> # data[0]["labels"]  -> 1
-    """
+    """Tokenised texts with labels; items are unpadded dicts with a ``"labels"`` int."""
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer: Any, max_length: int,
                  label_set: Sequence[int] = (0, 1), truncation: bool | str = "longest_first") -> None:
@@ -140,34 +79,12 @@ class TextClassificationDataset(Dataset):
         return {**self.encodings[index], "labels": self.labels[index]}
 
     def lengths(self) -> list[int]:
-        """Token count of every item (after truncation).
-
-        Returns:
-            One int per text.
-        """
+        """Token count of every item (after truncation)."""
         return [len(e["input_ids"]) for e in self.encodings]
 
 
 class PaddingCollator:
-    """Pad a list of unpadded items to the longest in the batch (dynamic padding).
-
-    Like ``transformers.DataCollatorWithPadding``, written out: ``input_ids`` are filled with the
-    pad id, ``attention_mask`` and ``token_type_ids`` with 0, and ``labels`` become a tensor.
-
-    Args:
-        pad_token_id: the tokenizer's ``pad_token_id``.
-        padding_side: ``"right"`` (BERT's convention) or ``"left"``.
-        pad_to_length: pad every batch to this fixed length instead (the wasteful baseline).
-
-    Raises:
-        ValueError: unknown ``padding_side``; an item longer than ``pad_to_length``.
-
-    Example:
-        >>> batch = PaddingCollator(0)([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": 1},
-        ...                             {"input_ids": [5, 8], "attention_mask": [1, 1], "labels": 0}])
-        >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
-        ([[5, 6, 7], [5, 8, 0]], [[1, 1, 1], [1, 1, 0]])
-    """
+    """Pad a list of unpadded items to the longest in the batch (dynamic padding)."""
 
     def __init__(self, pad_token_id: int, padding_side: str = "right", pad_to_length: int | None = None) -> None:
         if padding_side not in ("right", "left"):
@@ -203,27 +120,7 @@ class PaddingCollator:
 
 def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: int,
                         batches: Sequence[Sequence[int]] | None = None) -> dict[str, int]:
-    """Tokens the model processes with dynamic versus fixed-length padding.
-
-    Args:
-        lengths: token count of each example.
-        batch_size: examples per batch when ``batches`` is not given (consecutive examples).
-        fixed_length: the length every example is padded to without dynamic padding.
-        batches: the index batches a loader actually draws (for example from
-            :class:`LengthGroupedBatchSampler`); default: consecutive runs of ``batch_size``.
-
-    Returns:
-        ``{"real": ..., "dynamic": ..., "fixed": ...}`` token counts.
-
-    Raises:
-        ValueError: non-positive ``batch_size`` or an example longer than ``fixed_length``.
-
-    Example:
-        >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4)
-        {'real': 8, 'dynamic': 10, 'fixed': 16}
-        >>> padded_token_counts([3, 1, 2, 2], batch_size=2, fixed_length=4, batches=[[0, 2], [1, 3]])
-        {'real': 8, 'dynamic': 10, 'fixed': 16}
-    """
+    """Tokens the model processes with dynamic versus fixed-length padding."""
     if not hasattr(lengths, "__len__"):
         raise TypeError(f"lengths must be a list of token counts, got {type(lengths).__name__}")
     lengths = [int(n) for n in lengths]
@@ -241,29 +138,7 @@ def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: i
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Batches of examples with similar lengths, in an order that depends only on ``seed``.
-
-    Each epoch shuffles all indices, cuts them into groups of ``group_batches * batch_size``,
-    sorts each group by length and slices it into batches, then shuffles the order of the batches
-    (what ``group_by_length`` does in Hugging Face's ``Trainer``). Examples in a batch have
-    similar lengths, so dynamic padding adds few pad tokens, while which examples share a batch
-    still changes from epoch to epoch. The batch holding the longest example comes first, so an
-    out-of-memory error shows at step 1, not an hour in.
-
-    Args:
-        lengths: token count of each example (e.g. ``TextClassificationDataset.lengths()``).
-        batch_size: examples per batch.
-        seed: seeds the sampler's own generator (``self.generator``; ``fit`` checkpoints it).
-        group_batches: batches per sorted group; larger groups pad less but mix less.
-
-    Raises:
-        ValueError: empty ``lengths`` or a non-positive ``batch_size`` or ``group_batches``.
-
-    Example:
-        >>> sampler = LengthGroupedBatchSampler([5, 1, 5, 1], batch_size=2, seed=0)
-        >>> sorted(sorted(batch) for batch in sampler)
-        [[0, 2], [1, 3]]
-    """
+    """Batches of examples with similar lengths, in an order that depends only on ``seed``."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_batches: int = 50) -> None:
         if not hasattr(lengths, "__len__"):
@@ -298,22 +173,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 def length_grouped_loader(dataset: TextClassificationDataset, batch_size: int, seed: int = 0,
                           collate_fn: Callable | None = None, num_workers: int = 0,
                           group_batches: int = 50) -> DataLoader:
-    """A training DataLoader over :class:`LengthGroupedBatchSampler` batches.
-
-    Args:
-        dataset: tokenised texts (anything with ``lengths()`` and map-style items).
-        batch_size: examples per batch.
-        seed: the sampler's seed.
-        collate_fn: usually :class:`PaddingCollator`.
-        num_workers: loader processes.
-        group_batches: see :class:`LengthGroupedBatchSampler`.
-
-    Returns:
-        The DataLoader; its ``generator`` is the sampler's, so ``fit`` checkpoints the batch order.
-
-    Example:
-        >>> # loader = length_grouped_loader(train_data, 32, seed=0, collate_fn=PaddingCollator(0))
-    """
+    """A training DataLoader over :class:`LengthGroupedBatchSampler` batches."""
     if not isinstance(dataset, TextClassificationDataset):
         raise TypeError(f"dataset must be a TextClassificationDataset (it knows each text's length), got {type(dataset).__name__}")
     sampler = LengthGroupedBatchSampler(dataset.lengths(), batch_size, seed=seed, group_batches=group_batches)
