@@ -35,6 +35,23 @@ def toc_files(toc: dict) -> list[str]:
     return files
 
 
+def course_chapters(toc: dict) -> list[str]:
+    """The chapter names (``concepts``, ``vgg16``, ...) of the numbered part of ``_toc.yml``, in order.
+
+    This one list is what the tests, the benchmarks and the tools read: a new chapter joins them by
+    being listed in that part.
+    """
+    numbered = [part for part in toc.get("parts", []) if part.get("numbered")]
+    if len(numbered) != 1:
+        raise ValueError(f"_toc.yml needs exactly one part with numbered: set, got {len(numbered)}")
+    return [Path(entry["file"]).name for entry in numbered[0].get("chapters", [])]
+
+
+def read_course_chapters(root: Path = ROOT) -> list[str]:
+    """:func:`course_chapters` of the book's own ``_toc.yml``."""
+    return course_chapters(yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8")))
+
+
 def main(output: str) -> None:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     folder = Path(output)
