@@ -174,97 +174,15 @@ def test_bad_input_raises():
         split_head(nn.Linear(2, 2), "classifier.6")
 
 
-# --- the chapter's strategies -------------------------------------------------------------------
+# --- the chapter's settings and its table of paired differences -------------------------------
 
 import dataclasses  # noqa: E402
 
-from tlcourse.chapters.vgg16 import (  # noqa: E402
-    SETTINGS,
-    STRATEGIES,
-    classifier_learning_rate_groups,
-    fine_tune,
-)
-from tlcourse.data import make_loader  # noqa: E402
-from tlcourse.models import LoadedImageModel, backbone_blocks, load_efficientnet_lite0  # noqa: E402
-from tlcourse.train import fit  # noqa: E402
+from tlcourse.chapters.vgg16 import REESTIMATES_BATCHNORM, SETTINGS, STRATEGIES, paired_table  # noqa: E402
 
 
-def test_learning_rate_groups_keep_fc6_fc7_out_of_the_head_group(vgg):
-    loaded = LoadedImageModel(vgg, "none", "vgg16", "classifier.6", IMAGENET_MEAN, IMAGENET_STD)
-    for parameter in vgg.parameters():
-        parameter.requires_grad_(True)
-    groups = classifier_learning_rate_groups(loaded, 1e-4, 1e-2)
-    ids = [[id(p) for p in group["params"]] for group in groups]
-    assert ids[-1] == [id(vgg.classifier[6].weight), id(vgg.classifier[6].bias)]
-    pretrained_fc = {id(vgg.classifier[i].weight) for i in (0, 3)} | {id(vgg.classifier[i].bias) for i in (0, 3)}
-    assert set(ids[-2]) == pretrained_fc  # fc6 and fc7: their own rung, below the head's rate
-    # every parameter exactly once, rates 1e-4 * 100 ** (i / 6) for the 7 rungs
-    assert sorted(i for group in ids for i in group) == sorted(id(p) for p in vgg.parameters())
-    for index, group in enumerate(groups):
-        assert group["lr"] == pytest.approx(1e-4 * 100 ** (index / 6))
-
-
-@pytest.fixture(scope="module")
-def lite() -> LoadedImageModel:
-    return LoadedImageModel(load_efficientnet_lite0(10), "efficientnet-lite0", "efficientnet-lite0", "_fc",
-                            IMAGENET_MEAN, IMAGENET_STD)
-
-
-def test_learning_rate_groups_for_efficientnet_end_with_the_head(lite):
-    groups = classifier_learning_rate_groups(lite, 1e-3, 1e-2)
-    assert len(groups) == len(backbone_blocks(lite.model, lite.architecture)) + 1
-    assert [id(p) for p in groups[-1]["params"]] == [id(lite.model._fc.weight), id(lite.model._fc.bias)]
-    assert groups[-1]["lr"] == pytest.approx(1e-2) and groups[0]["lr"] == pytest.approx(1e-3)
-
-
-def _steps(monkeypatch) -> list[int]:
-    counted = [0]
-    original = torch.optim.SGD.step
-
-    def counting_step(self, *args, **kwargs):
-        counted[0] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.SGD, "step", counting_step)
-    return counted
-
-
-def test_every_strategy_takes_the_same_steps_and_trains_what_it_says(lite, monkeypatch):
-    import copy
-
-    torch.manual_seed(0)
-    config = dataclasses.replace(SETTINGS["smoke"], batch_size=4, num_epochs=3, probe_epochs=1, max_steps_per_epoch=None)
-    images, labels = torch.randn(12, 3, 32, 32), torch.arange(12) % 10
-    train_loader = make_loader(TensorDataset(images, labels), config.batch_size, shuffle=True, seed=0)
-    backbone, _ = split_head(copy.deepcopy(lite.model), "_fc")
-    features = extract_features(backbone, make_loader(TensorDataset(images, labels), 4, shuffle=False))
-    start = {n: t.clone() for n, t in lite.model.state_dict().items()}
-    counted = _steps(monkeypatch)
-    changed = {}
-    for strategy in STRATEGIES:
-        loaded = copy.deepcopy(lite)
-        counted[0] = 0
-        model = fine_tune(strategy, loaded, train_loader, features, config, seed=0)
-        assert counted[0] == 3 * 3, strategy  # 3 epochs of 3 batches, LP-FT's probe included
-        assert isinstance(model._fc, nn.Linear) and model is loaded.model
-        changed[strategy] = {n for n, t in model.state_dict().items() if not torch.equal(t, start[n])}
-    assert changed["feature extraction"] == {"_fc.weight", "_fc.bias"}
-    assert "_conv_stem.weight" not in changed["partial fine-tuning"]  # first blocks frozen
-    assert "_conv_head.weight" in changed["partial fine-tuning"]
-    assert "_conv_stem.weight" in changed["full fine-tuning, discriminative LRs"]
-    assert "_bn0.running_mean" in changed["full fine-tuning, discriminative LRs"]  # trained BatchNorm
-    assert "_conv_stem.weight" in changed["LP-FT"]
-    assert not any("_bn" in name for name in changed["LP-FT"])  # BatchNorm frozen in the second stage
-
-
-def test_fine_tune_rejects_bad_input(lite):
+def test_settings_reject_rows_that_break_the_comparison():
     config = SETTINGS["smoke"]
-    data = TensorDataset(torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
-    features = TensorDataset(torch.randn(4, 1280), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match="strategy must be one of"):
-        fine_tune("linear probe", lite, make_loader(data, 2, shuffle=False), features, config, seed=0)
-    with pytest.raises(ValueError, match="features has 3 rows"):
-        fine_tune("LP-FT", lite, make_loader(data, 2, shuffle=False), TensorDataset(*features[:3]), config, seed=0)
     with pytest.raises(ValueError, match="probe_epochs"):
         dataclasses.replace(config, num_epochs=2, probe_epochs=2)
     with pytest.raises(ValueError, match="lowest_lr"):
@@ -283,23 +201,19 @@ def test_every_profile_has_a_settings_row(name):
     assert config.num_seeds >= (2 if name in ("smoke", "rehearsal") else 3)
 
 
-def test_feature_extraction_uses_head_lr_and_lp_ft_probe_uses_probe_lr(lite, monkeypatch):
-    import copy
+def test_strategies_that_train_batchnorm_are_the_ones_reestimated():
+    assert set(REESTIMATES_BATCHNORM) < set(STRATEGIES)
+    assert "feature extraction" not in REESTIMATES_BATCHNORM and "LP-FT" not in REESTIMATES_BATCHNORM
 
-    config = dataclasses.replace(SETTINGS["smoke"], head_lr=0.5, probe_lr=0.07, lpft_lr=0.001, max_steps_per_epoch=1)
-    data = TensorDataset(torch.randn(4, 3, 32, 32), torch.arange(4) % 10)
-    backbone, _ = split_head(copy.deepcopy(lite.model), "_fc")
-    features = extract_features(backbone, make_loader(data, 4, shuffle=False))
-    peaks = []  # the peak learning rate of every optimiser built, in order
-    original = torch.optim.SGD.__init__
 
-    def recording_init(self, params, lr, **kwargs):
-        peaks.append(lr)
-        original(self, params, lr=lr, **kwargs)
+def test_paired_table_matches_scipy_paired_t_interval():
+    from scipy import stats
 
-    monkeypatch.setattr(torch.optim.SGD, "__init__", recording_init)
-    fine_tune("feature extraction", copy.deepcopy(lite), make_loader(data, 2, shuffle=True), features, config, seed=0)
-    assert peaks == [0.5]
-    peaks.clear()
-    fine_tune("LP-FT", copy.deepcopy(lite), make_loader(data, 2, shuffle=True), features, config, seed=0)
-    assert peaks == [0.07, 0.001]  # the probe, then the whole network
+    accuracies = {"a": [0.90, 0.92, 0.95], "b": [0.85, 0.90, 0.91], "c": [0.91, 0.93, 0.94]}
+    table = paired_table(accuracies)
+    assert list(table.index) == [("a", "b"), ("a", "c"), ("b", "c")]
+    for (first, second), row in table.iterrows():
+        differences = np.subtract(accuracies[first], accuracies[second])
+        low, high = stats.t.interval(0.95, len(differences) - 1, loc=differences.mean(), scale=stats.sem(differences))
+        assert row["mean"] == pytest.approx(differences.mean())
+        assert (row["low"], row["high"]) == (pytest.approx(low), pytest.approx(high))

@@ -1,43 +1,16 @@
-"""The VGG16 chapter's settings table and its four fine-tuning strategies.
-
-- :data:`SETTINGS`: the chapter's sizes and learning rates per profile
-  (:func:`tlcourse.profiles.settings_for` picks one).
-- :data:`STRATEGIES` and :func:`fine_tune`: feature extraction, partial fine-tuning, full
-  fine-tuning with discriminative learning rates, and LP-FT, each on the same number of steps.
-- :func:`classifier_learning_rate_groups`: discriminative learning rates in which only the new head
-  gets the head's rate (VGG16's pretrained fc6 and fc7 are a rung of the backbone's ladder).
-
-Generic pieces live in the library: transforms in :mod:`tlcourse.images`, VGG16's blocks in
-:mod:`tlcourse.models`, cached features in :mod:`tlcourse.transfer`, BatchNorm in
-:mod:`tlcourse.batchnorm`.
-"""
+"""The VGG16 chapter's settings table, its strategy names and its table of paired differences."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader, TensorDataset
+import pandas as pd
 
-from tlcourse.checks import check_instance
-from tlcourse.data import make_loader
 from tlcourse.images import VGG16_MIN_IMAGE_SIZE
-from tlcourse.models import LoadedImageModel, backbone_blocks
-from tlcourse.optimization import discriminative_learning_rates
-from tlcourse.runtime import seed_everything
-from tlcourse.train import fit
-from tlcourse.transfer import freeze_first, linear_probe_then_fine_tune, split_head
+from tlcourse.metrics import paired_difference
 
-__all__ = [
-    "VGG16Settings",
-    "SETTINGS",
-    "STRATEGIES",
-    "REESTIMATES_BATCHNORM",
-    "classifier_learning_rate_groups",
-    "fine_tune",
-]
+__all__ = ["VGG16Settings", "SETTINGS", "STRATEGIES", "REESTIMATES_BATCHNORM", "paired_table"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +19,13 @@ class VGG16Settings:
 
     Attributes:
         image_size: side of the square input images (at least ``VGG16_MIN_IMAGE_SIZE``).
-        num_train: training examples (the same for every strategy).
-        num_validation: validation examples (choices are made on these).
-        num_test: test examples (touched once, at the end).
-        batch_size: examples per step.
         num_epochs: epochs of optimiser steps per strategy (the same for all four).
         probe_epochs: of those, the epochs LP-FT spends on its linear probe.
         max_steps_per_epoch: step cap per epoch (``None``: no cap).
-        num_seeds: seeds per strategy.
         num_statistics: training images for re-estimating BatchNorm statistics.
         frozen_blocks: ``k`` for partial fine-tuning.
         head_lr: peak learning rate of feature extraction's head, trained alone.
-        probe_lr: peak learning rate of LP-FT's probe (a head trained alone, then fine-tuned with
-            the network: a rate that suits a head alone can leave one that wrecks the second stage).
+        probe_lr: peak learning rate of LP-FT's probe.
         learning_rate: peak learning rate of partial fine-tuning, and of the new head in full
             fine-tuning.
         lowest_lr: peak learning rate of the first block in full fine-tuning.
@@ -132,117 +99,17 @@ STRATEGIES = ("feature extraction", "partial fine-tuning", "full fine-tuning, di
 REESTIMATES_BATCHNORM = ("partial fine-tuning", "full fine-tuning, discriminative LRs")
 
 
-def classifier_learning_rate_groups(loaded: LoadedImageModel, lowest: float, highest: float) -> list[dict]:
-    """Discriminative learning rates over the whole network, the new head alone at ``highest``.
-
-    The backbone's blocks (:func:`tlcourse.models.backbone_blocks`) get rates growing
-    geometrically from ``lowest``. The pretrained layers between the last block and the new head
-    (VGG16's fc6 and fc7) are one more rung of that ladder, not part of the head: only
-    ``loaded.head`` is new.
+def paired_table(accuracies: dict[str, list[float]]) -> pd.DataFrame:
+    """Paired differences ``first - second`` for every pair of strategies, with their 95% intervals.
 
     Args:
-        loaded: the model from :func:`tlcourse.models.load_image_model`.
-        lowest: learning rate of the first block.
-        highest: learning rate of the new head.
+        accuracies: strategy name -> one accuracy per seed, in seed order.
 
     Returns:
-        Parameter groups in input-to-output order; the last holds exactly the head's parameters.
-
-    Raises:
-        TypeError: ``loaded`` is not a :class:`~tlcourse.models.LoadedImageModel`.
-        ValueError: if the rates are not ``0 < lowest <= highest``.
-
-    Example:
-        >>> from tlcourse.models import build_vgg16
-        >>> loaded = LoadedImageModel(build_vgg16(10, pretrained=False), "none", "vgg16", "classifier.6",
-        ...                           (0.5,) * 3, (0.5,) * 3)
-        >>> groups = classifier_learning_rate_groups(loaded, 1e-4, 1e-2)
-        >>> len(groups), groups[-1]["lr"], groups[-2]["names"][0]
-        (7, 0.01, '5.0')
+        One row per pair, indexed by ``(first, second)``, with ``mean``, ``low`` and ``high``.
     """
-    check_instance("loaded", loaded, LoadedImageModel)
-    model = loaded.model
-    blocks = backbone_blocks(model, loaded.architecture)
-    head = model.get_submodule(loaded.head)
-    placed = {id(p) for module in [*blocks, head] for p in module.parameters()}
-    # pretrained layers after the blocks, before the new head: VGG16's fc6 and fc7; none in EfficientNet
-    between = nn.ParameterList([p for p in model.parameters() if id(p) not in placed])
-    rungs = [*blocks, between] if len(between) else list(blocks)
-    return discriminative_learning_rates([*rungs, head], lowest, highest)
-
-
-def _sgd(parameters: list, learning_rate: float, num_steps: int) -> tuple[torch.optim.SGD, LambdaLR]:
-    """SGD with momentum 0.9 and each group's learning rate decayed linearly to zero over ``num_steps``."""
-    optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9)
-    return optimizer, LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / num_steps))
-
-
-def fine_tune(strategy: str, loaded: LoadedImageModel, train_loader: DataLoader, features: TensorDataset,
-              config: VGG16Settings, seed: int, device: str = "cpu", mixed_precision: bool = False) -> nn.Module:
-    """Train ``loaded.model`` in place with one of :data:`STRATEGIES`, on the same number of steps.
-
-    Every strategy takes ``config.num_epochs`` epochs of SGD steps (momentum 0.9, learning rate
-    decayed linearly to zero); LP-FT spends ``config.probe_epochs`` of them on its probe. A head
-    trained alone trains on ``features``, the frozen backbone's outputs computed once.
-
-    Args:
-        strategy: one of :data:`STRATEGIES`.
-        loaded: a fresh pretrained model, head sized to the classes.
-        train_loader: shuffled training ``(images, labels)``.
-        features: the frozen backbone's outputs for the same training images, un-augmented
-            (:func:`tlcourse.transfer.extract_features`).
-        config: the chapter's settings.
-        seed: seeds the new head and the order of the cached features.
-        device: where to train.
-        mixed_precision: autocast on CUDA.
-
-    Returns:
-        ``loaded.model``, trained, with its head in place.
-
-    Raises:
-        ValueError: for an unknown strategy, or ``features`` not matching the training data.
-
-    Example:
-        >>> # every strategy on a tiny network: tests/chapters/test_vgg16.py
-    """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if len(features) != len(train_loader.dataset):
-        raise ValueError(f"features has {len(features)} rows but the training data {len(train_loader.dataset)}")
-    model, options = loaded.model, dict(device=device, mixed_precision=mixed_precision,
-                                        max_steps_per_epoch=config.max_steps_per_epoch)
-    steps_per_epoch = min(len(train_loader), config.max_steps_per_epoch or len(train_loader))
-    seed_everything(seed)  # the new head's initial weights depend on the seed, nothing else does
-    model.get_submodule(loaded.head).reset_parameters()
-
-    def train_head(num_epochs: int, learning_rate: float) -> None:
-        """The head alone, on the cached features (the backbone's outputs never change)."""
-        _, head = split_head(model, loaded.head)
-        try:
-            optimizer, schedule = _sgd(list(head.parameters()), learning_rate, num_epochs * steps_per_epoch)
-            fit(head, make_loader(features, config.batch_size, shuffle=True, seed=seed), optimizer,
-                num_epochs=num_epochs, scheduler=schedule, **options)
-        finally:
-            parent, _, name = loaded.head.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, name, head)  # head back in place
-
-    def train_all(num_epochs: int, learning_rate: float, parameters: list) -> nn.Module:
-        """The whole network on the training images, the learning rate decayed linearly to zero."""
-        optimizer, schedule = _sgd(parameters, learning_rate, num_epochs * steps_per_epoch)
-        fit(model, train_loader, optimizer, num_epochs=num_epochs, scheduler=schedule, **options)
-        return model
-
-    if strategy == "feature extraction":
-        train_head(config.num_epochs, config.head_lr)
-        return model
-    if strategy == "LP-FT":  # the probe's epochs count: both stages together take num_epochs
-        return linear_probe_then_fine_tune(
-            model, loaded.head, probe=lambda head: train_head(config.probe_epochs, config.probe_lr),
-            fine_tune=lambda body: train_all(config.num_epochs - config.probe_epochs, config.lpft_lr,
-                                             [p for p in body.parameters() if p.requires_grad]))
-    if strategy == "partial fine-tuning":  # first k blocks frozen, the rest at one rate
-        freeze_first(backbone_blocks(model, loaded.architecture), config.frozen_blocks)
-        return train_all(config.num_epochs, config.learning_rate, [p for p in model.parameters() if p.requires_grad])
-    # full fine-tuning: rates growing from the first block to the new head
-    return train_all(config.num_epochs, config.learning_rate,
-                     classifier_learning_rate_groups(loaded, config.lowest_lr, config.learning_rate))
+    rows = {}
+    for first, second in itertools.combinations(accuracies, 2):
+        difference = paired_difference(accuracies[first], accuracies[second])
+        rows[(first, second)] = {"mean": difference.mean, "low": difference.low, "high": difference.high}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["first", "second"])
