@@ -229,3 +229,15 @@ def test_exercises_are_numbered_per_chapter():
     for path in sorted((ROOT / "book").glob("*.md")):
         if EXERCISE.search(path.read_text(encoding="utf-8")):
             assert path.stem in COURSE_CHAPTERS, f"{path.name} has exercises but is not a numbered chapter"
+
+
+def test_landing_page_names_the_stand_ins_and_says_gpu_is_not_measured():
+    from tlcourse.assets import ASSETS
+
+    text = prose(page_text("book/intro"))
+    standins = {asset.standin for asset in ASSETS.values() if asset.canonical and asset.standin}
+    assert standins == {"efficientnet-lite0-imagenet", "mnist-5k", "minilm-l6", "rotten-tomatoes-snippets"}, standins
+    for name in ("EfficientNet-Lite0", "MNIST", "MiniLM-L6", "Rotten Tomatoes"):
+        assert name in text, f"intro does not name the stand-in {name}"
+    assert "has not been\nmeasured on a GPU" in text or "has not been measured on a GPU" in text
+    assert "runs on a GPU" not in text
