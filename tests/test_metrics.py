@@ -174,3 +174,17 @@ def test_nearest_neighbour_accuracy_rejects_bad_input(arguments, message):
 def test_non_tensors_and_non_lists_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5).flatmap(lambda k: st.tuples(st.just(k), st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=40))))
+def test_f1_accuracy_and_confusion_matrix_equal_scikit_learn(case):
+    classes, pairs = case
+    predictions, targets = (torch.tensor(column) for column in zip(*pairs))
+    assert accuracy(predictions, targets) == reference.accuracy_score(targets, predictions)
+    assert f1_score(predictions, targets, average="macro") == reference.f1_score(targets, predictions, average="macro", zero_division=0)
+    assert f1_score(predictions, targets, positive=1) == reference.f1_score(targets, predictions, labels=[1], average="macro", zero_division=0)
+    assert confusion_matrix(predictions, targets, classes).tolist() == reference.confusion_matrix(targets, predictions, labels=range(classes)).tolist()

@@ -18,16 +18,6 @@ class AssetPolicy(Protocol):
     use_standins: bool
     allow_download: bool
 
-__all__ = [
-    "AssetUnavailableError",
-    "Asset",
-    "ASSETS",
-    "get_asset",
-    "cache_dir",
-    "package_path",
-    "is_cached",
-    "resolve",
-]
 
 
 class AssetUnavailableError(RuntimeError):

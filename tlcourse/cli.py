@@ -16,11 +16,6 @@ from tlcourse.assets import (
 )
 from tlcourse.data import download_asset
 
-__all__ = [
-    "doctor",
-    "fetch",
-    "main",
-]
 
 
 def _version(package: str) -> str:

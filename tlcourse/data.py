@@ -21,8 +21,6 @@ from tlcourse.checks import check_fractions, check_int, check_path, describe
 from tlcourse.integrity import file_digest, unverified_cifar10_class, write_sidecar
 from tlcourse.runtime import make_generator
 
-__all__ = ["load_cifar10", "load_mnist_5k", "load_digits_images", "load_rotten_tomatoes_snippets", "save_sst2",
-           "load_sst2", "make_loader", "per_class_subset", "split_indices", "split_by_group"]
 
 
 def load_cifar10(train: bool, transform: Callable | None = None, root: str | Path | None = None,
@@ -188,6 +186,7 @@ def split_by_group(groups: Sequence[str], fractions: Sequence[float], seed: int)
         raise TypeError(f"groups must be a list of group names, one per example, got {describe(groups)}")
     if len(groups) == 0:
         raise ValueError("groups is empty")
+    # Not sklearn's GroupShuffleSplit: it draws another split (of two parts only), which would move bert's and peft's numbers.
     names = sorted(set(groups))
     part_of = {names[position]: part  # the groups themselves split as split_indices splits examples
                for part, positions in enumerate(split_indices(len(names), fractions, seed)) for position in positions}

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from tlcourse.checks import check_sequence, check_tensor
 
-__all__ = ["average_probabilities", "average_logits", "weighted_ensemble", "fit_ensemble_weights"]
 
 def _stack_logits(logits_list: Sequence[torch.Tensor]) -> torch.Tensor:
     logits_list = check_sequence("logits_list", logits_list)

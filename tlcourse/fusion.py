@@ -14,8 +14,6 @@ from tlcourse.checks import check_module, check_number, check_sequence
 from tlcourse.checkpoint import check_state_dict_matches
 from tlcourse.train import evaluate
 
-__all__ = ["StateDict", "check_compatible", "interpolate", "average_state_dicts", "uniform_soup",
-           "GreedySoupResult", "greedy_soup", "state_dict_accuracy", "interpolation_path"]
 
 StateDict = Mapping[str, torch.Tensor]
 

@@ -9,7 +9,6 @@ from torch import nn
 
 from tlcourse.checks import check_int
 
-__all__ = ["LoRALinear", "add_lora", "merge_lora", "lora_parameter_count"]
 
 
 def _check_rank_and_alpha(rank: int, alpha: float) -> None:

@@ -8,21 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from sklearn import metrics as sklearn_metrics
 
 from tlcourse.checks import check_int
-
-__all__ = [
-    "accuracy",
-    "confusion_matrix",
-    "per_class_accuracy",
-    "f1_score",
-    "mean_and_std",
-    "most_confident_mistakes",
-    "accuracy_standard_error",
-    "PairedDifference",
-    "paired_difference",
-    "nearest_neighbour_accuracy",
-]
 
 
 def _labels(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,14 +44,13 @@ def accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as ``j``."""
+    """Counts ``C[i, j]`` of examples of true class ``i`` predicted as ``j``: scikit-learn's, as an int64 tensor."""
     check_int("num_classes", num_classes)
     predictions, targets = _labels(predictions, targets)
     for name, values in (("predictions", predictions), ("targets", targets)):
         if int(values.min()) < 0 or int(values.max()) >= num_classes:
             raise ValueError(f"{name} must be in [0, {num_classes - 1}], got {int(values.min())}..{int(values.max())}")
-    flat = targets * num_classes + predictions
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return torch.from_numpy(sklearn_metrics.confusion_matrix(targets, predictions, labels=range(num_classes))).long()
 
 
 def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
@@ -79,21 +66,12 @@ def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
 
 def f1_score(predictions: torch.Tensor, targets: torch.Tensor, average: str = "binary",
              positive: int = 1) -> float:
-    """F1, the harmonic mean of precision and recall."""
+    """scikit-learn's F1: of class ``positive`` (``"binary"``, any number of classes) or the ``"macro"`` mean."""
     predictions, targets = _labels(predictions, targets)
     if average not in ("binary", "macro"):
         raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
-
-    def one(label: int) -> float:
-        true_positive = int(((predictions == label) & (targets == label)).sum())
-        predicted = int((predictions == label).sum())
-        actual = int((targets == label).sum())
-        return 0.0 if predicted + actual == 0 else 2 * true_positive / (predicted + actual)
-
-    if average == "binary":
-        return one(positive)
-    classes = sorted(set(targets.tolist()) | set(predictions.tolist()))
-    return sum(one(c) for c in classes) / len(classes)
+    labels = [positive] if average == "binary" else None  # one label's F1, 0 when it is neither predicted nor present
+    return float(sklearn_metrics.f1_score(targets, predictions, labels=labels, average="macro", zero_division=0))
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:

@@ -14,14 +14,6 @@ from matplotlib.figure import Figure
 from tlcourse.checks import check_sequence, describe
 from tlcourse.history import History
 
-__all__ = [
-    "plot_learning_curves",
-    "plot_confusion_matrix",
-    "plot_image_grid",
-    "plot_transfer_vocabulary",
-    "plot_transfer_story",
-    "plot_mean_and_spread",
-]
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:

@@ -11,7 +11,6 @@ from tlcourse.checks import check_int
 from tlcourse.data import make_loader
 from tlcourse.train import predict
 
-__all__ = ["POOLINGS", "dataset_features", "pool_tokens", "sentence_features"]
 
 POOLINGS = ("cls", "mean", "pooler")
 

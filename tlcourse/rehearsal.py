@@ -10,7 +10,6 @@ import torch
 
 from tlcourse.checks import check_path
 
-__all__ = ["REHEARSAL_ENVIRONMENT_VARIABLE", "write_synthetic_assets", "environment_for"]
 
 REHEARSAL_ENVIRONMENT_VARIABLE = "TLCOURSE_REHEARSAL"
 

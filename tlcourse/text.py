@@ -10,15 +10,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tlcourse.checks import check_int
 from tlcourse.runtime import make_generator
 
-__all__ = [
-    "validate_texts_and_labels",
-    "encode",
-    "TextClassificationDataset",
-    "PaddingCollator",
-    "padded_token_counts",
-    "LengthGroupedBatchSampler",
-    "length_grouped_loader",
-]
 
 
 def validate_texts_and_labels(texts: Sequence[str], labels: Sequence[int] | None,
@@ -84,7 +75,11 @@ class TextClassificationDataset(Dataset):
 
 
 class PaddingCollator:
-    """Pad a list of unpadded items to the longest in the batch (dynamic padding)."""
+    """Pad a list of unpadded items to the longest in the batch (dynamic padding).
+
+    ``transformers.DataCollatorWithPadding`` gives the same tensors from a tokenizer; this one needs only
+    ``pad_token_id`` and can pad to a fixed length, the baseline the benchmarks and bert's page compare with.
+    """
 
     def __init__(self, pad_token_id: int, padding_side: str = "right", pad_to_length: int | None = None) -> None:
         if padding_side not in ("right", "left"):
@@ -138,7 +133,11 @@ def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: i
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Batches of examples with similar lengths, in an order that depends only on ``seed``."""
+    """Batches of examples with similar lengths, in an order that depends only on ``seed``.
+
+    Kept, not transformers' ``LengthGroupedSampler`` (another order): bert and peft train on these batches, which
+    pad about half as much, and their measured numbers depend on this order. The longest batch comes first.
+    """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_batches: int = 50) -> None:
         if not hasattr(lengths, "__len__"):
