@@ -130,7 +130,7 @@ def test_the_extension_runs_after_the_theme_s_launch_buttons():
 
 def test_config_registers_the_extension_and_the_workflow_publishes_to_its_branch():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["sphinx"]["local_extensions"] == {"colab_links": "tools"}
+    assert config["sphinx"]["local_extensions"]["colab_links"] == "tools"
     branch = config["sphinx"]["config"]["colab_published_branch"]
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
     build_steps, deploy_steps = workflow["jobs"]["build"]["steps"], workflow["jobs"]["deploy"]["steps"]
