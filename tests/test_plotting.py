@@ -2,24 +2,12 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from tlcourse.history import History
 from tlcourse.plotting import (
     plot_confusion_matrix,
     plot_image_grid,
-    plot_learning_curves,
     plot_transfer_story,
     plot_transfer_vocabulary,
 )
-
-
-def test_learning_curves_draw_on_given_axes():
-    history = History([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}])
-    figure, ax = plt.subplots()
-    returned = plot_learning_curves({"run": history}, ax=ax)
-    assert returned is figure
-    assert list(ax.lines[0].get_ydata()) == [0.5, 0.7]
-    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "val accuracy"
-    plt.close("all")
 
 
 def test_confusion_matrix_rows_are_normalised():
@@ -90,8 +78,6 @@ def test_transfer_story_is_legible_at_its_own_size():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: plot_learning_curves(None), TypeError, "histories must be a History or a dict of label -> History, got NoneType"),
-    (lambda: plot_learning_curves({"run": [0.5]}), TypeError, "histories must be a History or a dict"),
     (lambda: plot_confusion_matrix(None, ["a"]), TypeError, r"matrix must be a \(K, K\) tensor and class_names a list of K names, got NoneType"),
     (lambda: plot_confusion_matrix(torch.eye(2), "ab"), TypeError, "class_names a list of K names, got Tensor and str"),
     (lambda: plot_image_grid([[0.0]]), TypeError, r"images must be a \(N, C, H, W\) tensor, got list"),

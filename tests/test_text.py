@@ -14,7 +14,6 @@ from tlcourse.text import (
     TextClassificationDataset,
     encode,
     length_grouped_loader,
-    padded_token_counts,
     validate_texts_and_labels,
 )
 from tlcourse.train import fit
@@ -60,13 +59,6 @@ def test_collation_matches_tokenizer_padding(tiny):
         PaddingCollator(0, padding_side="middle")
 
 
-def test_padded_token_counts_by_hand():
-    assert padded_token_counts([3, 1, 2, 2, 5], batch_size=2, fixed_length=5) == {
-        "real": 13, "dynamic": 3 * 2 + 2 * 2 + 5, "fixed": 25}
-    with pytest.raises(ValueError, match="fixed_length"):
-        padded_token_counts([6], batch_size=2, fixed_length=5)
-
-
 def test_tiny_model_overfits_sixteen_examples(tiny_folder, make_examples):
     seed_everything(0)
     tokenizer, model = load_text_classifier(tiny_folder, 2)
@@ -106,20 +98,17 @@ def test_length_grouped_batches_cover_every_example_once_and_pad_less():
         assert max(lengths[i] for i in batches[0]) == max(lengths)  # longest batch first (OOM shows early)
     assert first != second  # a new order every epoch
     assert list(LengthGroupedBatchSampler(lengths, 8, seed=0, group_batches=5)) == first  # but fixed by the seed
-    grouped = padded_token_counts(lengths, 8, 60, batches=first)["dynamic"]
-    consecutive = padded_token_counts(lengths, 8, 60)["dynamic"]
+    def padded(batches):  # tokens after padding each batch to its longest member
+        return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+    grouped = padded(first)
+    consecutive = padded([range(s, min(s + 8, 203)) for s in range(0, 203, 8)])
     assert sum(lengths) <= grouped < consecutive
     # inside a sorted group a batch spans a narrow range of lengths, unlike consecutive examples
     def mean_range(batches):
         return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
 
     assert mean_range(first) < mean_range([range(s, min(s + 8, 203)) for s in range(0, 203, 8)]) / 2
-
-
-def test_padded_token_counts_for_given_batches_by_hand():
-    # batch [0, 1] pads to 5 (2 x 5), batch [2, 3] pads to 2 (2 x 2)
-    assert padded_token_counts([5, 4, 1, 2], 2, 6, batches=[[0, 1], [2, 3]]) == {"real": 12, "dynamic": 14, "fixed": 24}
-    assert padded_token_counts([5, 4, 1, 2], 2, 6)["dynamic"] == 10 + 4
 
 
 def test_length_grouped_sampler_bad_input():
@@ -167,8 +156,6 @@ def test_a_single_string_is_not_read_as_a_list_of_characters() -> None:
     (lambda: validate_texts_and_labels(["a"], 1), TypeError, "labels must be a list, one per document, got int"),
     (lambda: PaddingCollator(None), ValueError, "pad_token_id must be an int >= 0, got None"),
     (lambda: PaddingCollator(0, pad_to_length=0), ValueError, "pad_to_length must be a positive int, got 0"),
-    (lambda: padded_token_counts(float("nan"), 2, 8), TypeError, "lengths must be a list of token counts, got float"),
-    (lambda: padded_token_counts([3, 4], 0, 8), ValueError, "batch_size must be a positive int, got 0"),
     (lambda: LengthGroupedBatchSampler(None, 2), TypeError, "lengths must be a list of token counts, got NoneType"),
     (lambda: length_grouped_loader([], 2), TypeError, "dataset must be a TextClassificationDataset.*got list"),
 ])

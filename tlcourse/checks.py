@@ -111,9 +111,3 @@ def check_instance(name: str, value: Any, kind: type) -> None:
     """Raise ``TypeError`` unless ``value`` is an instance of ``kind``."""
     if not isinstance(value, kind):
         raise TypeError(f"{name} must be a {kind.__name__}, got {describe(value)}")
-
-
-def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (a list never is, even if it compares equal)."""
-    if isinstance(value, (list, dict, set)) or value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

@@ -12,7 +12,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tlcourse.checks import check_sequence, describe
-from tlcourse.history import History
 
 
 
@@ -24,22 +23,6 @@ def new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
         figure, ax = plt.subplots(figsize=size)
         return figure, ax
     return ax.figure, ax
-
-
-def plot_learning_curves(histories: History | Mapping[str, History], column: str = "val_accuracy",
-                         ax: Axes | None = None) -> Figure:
-    """One line per run of ``column`` against epoch."""
-    if isinstance(histories, History):
-        histories = {column: histories}
-    if not isinstance(histories, Mapping) or not all(isinstance(h, History) for h in histories.values()):
-        raise TypeError(f"histories must be a History or a dict of label -> History, got {type(histories).__name__}")
-    figure, ax = new_axes(ax, (5, 3.5))
-    for label, history in histories.items():
-        ax.plot(history["epoch"], history[column], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(column.replace("_", " "))
-    ax.legend()
-    return figure
 
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], ax: Axes | None = None,

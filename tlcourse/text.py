@@ -113,25 +113,6 @@ class PaddingCollator:
         return batch
 
 
-def padded_token_counts(lengths: Sequence[int], batch_size: int, fixed_length: int,
-                        batches: Sequence[Sequence[int]] | None = None) -> dict[str, int]:
-    """Tokens the model processes with dynamic versus fixed-length padding."""
-    if not hasattr(lengths, "__len__"):
-        raise TypeError(f"lengths must be a list of token counts, got {type(lengths).__name__}")
-    lengths = [int(n) for n in lengths]
-    if lengths and min(lengths) < 0:
-        raise ValueError(f"lengths must be non-negative token counts, got {min(lengths)}")
-    check_int("batch_size", batch_size)
-    check_int("fixed_length", fixed_length)
-    if lengths and max(lengths) > fixed_length:
-        raise ValueError(f"an example has {max(lengths)} tokens, more than fixed_length={fixed_length}")
-    if batches is None:
-        batches = [range(start, min(start + batch_size, len(lengths))) for start in range(0, len(lengths), batch_size)]
-    # each batch is padded to its longest member
-    dynamic = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches if len(batch))
-    return {"real": int(sum(lengths)), "dynamic": int(dynamic), "fixed": fixed_length * len(lengths)}
-
-
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Batches of examples with similar lengths, in an order that depends only on ``seed``.
 
