@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from tlcourse.batchnorm import batchnorm_mode_accuracies, frozen_norms_to_eval, recompute_batchnorm_statistics
+from tlcourse.batchnorm import frozen_norms_to_eval, recompute_batchnorm_statistics
 from tlcourse.transfer import freeze
 
 
@@ -68,19 +68,3 @@ def test_recompute_batchnorm_statistics_equals_torch_update_bn_without_frozen_la
     update_bn(batches, reference)
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(net.state_dict()[key], value)
-
-
-def test_batchnorm_mode_accuracies_against_manual_normalisation():
-    import pytest
-    net = nn.Sequential(nn.BatchNorm1d(2))
-    net[0].running_mean.copy_(torch.tensor([10.0, 0.0]))  # stored statistics far from the batch's
-    images = torch.tensor([[3.0, 0.0], [1.0, 2.0], [2.0, 1.0], [0.0, 3.0]])
-    labels = torch.tensor([0, 1, 0, 1])
-    stored, batch = batchnorm_mode_accuracies(net, images, labels)
-    by_stored = ((images - net[0].running_mean) / (net[0].running_var + net[0].eps).sqrt()).argmax(1)
-    centred = images - images.mean(0)
-    by_batch = (centred / (images.var(0, unbiased=False) + net[0].eps).sqrt()).argmax(1)
-    assert stored == pytest.approx((by_stored == labels).float().mean().item())  # 0.5
-    assert batch == pytest.approx((by_batch == labels).float().mean().item())  # 1.0
-    assert stored != batch
-    assert torch.equal(net[0].running_mean, torch.tensor([10.0, 0.0]))  # the model itself is untouched

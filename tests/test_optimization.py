@@ -8,7 +8,6 @@ from torch import nn
 from tlcourse.optimization import (
     adamw,
     discriminative_learning_rates,
-    layerwise_lr_groups,
     linear_warmup_schedule,
     parameter_groups,
     weight_decay_groups,
@@ -45,19 +44,6 @@ def test_schedule_matches_transformers():
     assert ours[0] == 0.0 and ours[3] == pytest.approx(0.1) and ours[10] == pytest.approx(0.0)
     # by hand: 0.1 * s / 3 while warming up, then 0.1 * (10 - s) / 7
     assert ours == pytest.approx([0.1 * s / 3 for s in range(3)] + [0.1 * (10 - s) / 7 for s in range(3, 11)])
-
-
-def test_layerwise_groups(tiny):
-    _, model = tiny
-    groups = layerwise_lr_groups(model, 1e-3, decay=0.5, weight_decay=0.01)
-    lr_of = {name: g["lr"] for g in groups for name in g["names"]}
-    assert lr_of["classifier.weight"] == pytest.approx(1e-3)
-    assert lr_of["bert.encoder.layer.1.attention.self.query.weight"] == pytest.approx(0.5e-3)
-    assert lr_of["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(0.25e-3)
-    assert lr_of["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.125e-3)
-    assert sum(len(g["names"]) for g in groups) == len(list(model.parameters()))
-    with pytest.raises(ValueError, match="BERT-like"):
-        layerwise_lr_groups(nn.Linear(2, 2), 1e-3, decay=0.9)
 
 
 def network() -> nn.Module:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-__all__ = ["frozen_norms_to_eval", "recompute_batchnorm_statistics", "batchnorm_mode_accuracies"]
+__all__ = ["frozen_norms_to_eval", "recompute_batchnorm_statistics"]
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -72,12 +72,3 @@ def recompute_batchnorm_statistics(model: nn.Module, loader: Iterable, device: t
         for hook in hooks:
             hook.remove()
     return model.eval()
-
-
-def batchnorm_mode_accuracies(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Accuracy on one batch with BatchNorm's stored statistics (eval mode) and with the batch's own (train mode), on a copy."""
-    copied = copy.deepcopy(model)
-    with torch.no_grad():
-        stored = (copied.eval()(images).argmax(1) == labels).float().mean().item()
-        batch = (copied.train()(images).argmax(1) == labels).float().mean().item()
-    return stored, batch

@@ -24,7 +24,7 @@ from tlcourse.profiles import Profile
 from tlcourse.transfer import replace_head
 
 __all__ = ["LoadedImageModel", "build_vgg16", "load_efficientnet_lite0", "load_image_model", "text_model_source",
-           "load_text_classifier", "load_text_encoder", "vgg16_blocks", "backbone_blocks", "SentenceClassifier"]
+           "load_text_classifier", "load_text_encoder", "vgg16_blocks", "SentenceClassifier"]
 
 
 @dataclass
@@ -160,16 +160,6 @@ def vgg16_blocks(model: nn.Module) -> list[nn.Sequential]:
     if len(blocks) != 5 or current:
         raise ValueError(f"model: expected 5 MaxPool-terminated blocks as in VGG16, found {len(blocks)}")
     return blocks
-
-
-def backbone_blocks(model: nn.Module, architecture: str) -> list[nn.Module]:
-    """Five input-to-output blocks of ``"vgg16"`` or ``"efficientnet-lite0"`` (stem, MBConv blocks in three groups, head conv)."""
-    if architecture == "vgg16":
-        return list(vgg16_blocks(model))
-    mbconv = list(model._blocks)
-    third = -(-len(mbconv) // 3)  # ceil: three nearly equal groups
-    groups = [nn.ModuleList(mbconv[i:i + third]) for i in range(0, len(mbconv), third)]
-    return [nn.ModuleList([model._conv_stem, model._bn0]), *groups, nn.ModuleList([model._conv_head, model._bn1])]
 
 
 class SentenceClassifier(nn.Module):

@@ -5,17 +5,15 @@ the group holds) untouched.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["weight_decay_groups", "linear_warmup_schedule", "layerwise_lr_groups", "parameter_groups",
+__all__ = ["weight_decay_groups", "linear_warmup_schedule", "parameter_groups",
            "discriminative_learning_rates", "adamw"]
 
 _NORMS = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm)
-_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
 def _group(learning_rate: float, weight_decay: float, named: list[tuple[str, nn.Parameter]]) -> dict[str, Any]:
@@ -43,28 +41,6 @@ def linear_warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, 
     from transformers import get_linear_schedule_with_warmup  # imported here: transformers loads slowly
 
     return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-
-
-def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float, weight_decay: float = 0.0) -> list[dict]:
-    """Layer-wise learning-rate decay for a BERT-like model: depth ``d`` of ``L + 1`` gets ``learning_rate * decay ** (L + 1 - d)``.
-
-    Depth 0 is the embeddings, ``i + 1`` is ``layer.i``, the rest (pooler, head) is ``L + 1``.
-    Biases and normalisation weights get no weight decay.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    indices = [int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))]
-    if not indices:
-        raise ValueError("model: no parameters named like 'layer.<i>.' found: not a BERT-like model")
-    top, exempt = max(indices) + 2, _no_decay(model)
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, parameter in named:
-        match = _LAYER.search(name)
-        depth = int(match.group(1)) + 1 if match else 0 if "embeddings" in name else top
-        key = (depth, name in exempt)
-        group = groups.setdefault(key, _group(learning_rate * decay ** (top - depth), 0.0 if key[1] else weight_decay, []))
-        group["params"].append(parameter)
-        group["names"].append(name)
-    return [groups[key] for key in sorted(groups)]
 
 
 def parameter_groups(model: nn.Module, learning_rates: dict[str, float], weight_decay: float = 0.0) -> list[dict]:
