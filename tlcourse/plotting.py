@@ -151,7 +151,7 @@ def plot_transfer_story(ax: Axes | None = None) -> Figure:
     box(8.3, 1.4, 3.3, 0.6, "one fused model", head)
     arrow(7.3, 2.7, 8.3, 4.4)
     ax.text(7.75, 3.75, "several\nruns", ha="right", va="center", fontsize=8)
-    for x, title, chapters in ((1.9, "1  pretrain", "concepts pretrains on digits;\nvgg16 and bert load published weights"),
+    for x, title, chapters in ((1.9, "1  pretrain", "concepts pretrains on digits;\nvgg16 and bert load ImageNet or text\npretrained weights (stand-ins on CPU)"),
                                (6.0, "2  fine-tune", "concepts, vgg16, bert, peft"),
                                (9.95, "3  fuse", "fusion")):
         ax.text(x, 5.55, title, ha="center", fontsize=10, weight="bold")
