@@ -10,7 +10,6 @@ from tlcourse.transfer import (
     count_parameters,
     freeze,
     freeze_batchnorm,
-    freeze_first,
     linear_probe_then_fine_tune,
     replace_head,
     trainable_parameter_names,
@@ -42,14 +41,6 @@ def test_frozen_parameters_do_not_change_in_training():
     net(torch.randn(3, 4)).sum().backward()
     optimizer.step()
     assert torch.equal(net[0].weight, before) and net[0].weight.grad is None
-
-
-def test_freeze_first_blocks():
-    blocks = [nn.Linear(2, 2) for _ in range(4)]
-    assert freeze_first(blocks, 3) == 3 * 6
-    assert [b.weight.requires_grad for b in blocks] == [False, False, False, True]
-    freeze_first(blocks, 0)
-    assert all(b.weight.requires_grad for b in blocks)
 
 
 def test_replace_head_keeps_everything_before_it():

@@ -75,29 +75,8 @@ def expect(claim: str, measured: float, *, profile: Profile, above: float | None
            below: float | None = None, interval=None) -> bool:
     """Check that ``measured`` lies strictly above ``above`` and/or strictly below ``below``.
 
-    Args:
-        claim: the lesson in words, e.g. ``"fine-tuning beats feature extraction"``.
-        measured: the number that decides it, e.g. the lower end of a paired difference's interval.
-        profile: claims are checked when ``profile.check_claims`` is True (``cpu``, ``gpu``).
-        above: the claim holds only if ``measured > above``.
-        below: the claim holds only if ``measured < below``.
-        interval: optional, shown beside the value: a ``PairedDifference`` or a ``(low, high)`` pair.
-
-    Returns:
-        True when the claim was checked and holds; False when the profile does not check claims.
-
-    Raises:
-        ValueError: if neither bound is given, or ``measured`` or a bound is NaN.
-        ClaimFailedError: in a checking profile, when the claim does not hold.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> expect("accuracy beats chance", 0.9, above=0.1, profile=get_profile("cpu"))
-        claim holds: accuracy beats chance (measured 0.9 > 0.1)
-        True
-        >>> expect("A beats B", 0.02, above=0.0, interval=(0.02, 0.09), profile=get_profile("cpu"))
-        claim holds: A beats B (measured 0.02 > 0; interval [0.02, 0.09])
-        True
+    ``interval`` (a ``PairedDifference`` or ``(low, high)``) is shown beside the value. Returns True when
+    checked and holding, False when ``profile.check_claims`` is off; raises :class:`ClaimFailedError` otherwise.
     """
     if above is None and below is None:
         raise ValueError("expect needs a bound: pass above=..., below=... or both")

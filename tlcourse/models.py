@@ -24,7 +24,7 @@ from tlcourse.profiles import Profile
 from tlcourse.transfer import replace_head
 
 __all__ = ["LoadedImageModel", "build_vgg16", "load_efficientnet_lite0", "load_image_model", "text_model_source",
-           "load_text_classifier", "load_text_encoder", "vgg16_blocks", "SentenceClassifier"]
+           "load_text_classifier", "load_text_encoder", "SentenceClassifier"]
 
 
 @dataclass
@@ -144,22 +144,6 @@ def load_text_encoder(source: str, **kwargs: Any) -> tuple[Any, nn.Module]:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         encoder = AutoModel.from_pretrained(source, **kwargs)
     return tokenizer, encoder
-
-
-def vgg16_blocks(model: nn.Module) -> list[nn.Sequential]:
-    """VGG16's five conv blocks, each ending with its MaxPool, sharing the model's modules."""
-    features = getattr(model, "features", None)
-    if not isinstance(features, nn.Sequential):
-        raise ValueError(f"model: expected a VGG model with a `features` nn.Sequential, got {type(model).__name__}")
-    blocks, current = [], []
-    for layer in features:
-        current.append(layer)
-        if isinstance(layer, nn.MaxPool2d):  # a pool closes a block
-            blocks.append(nn.Sequential(*current))
-            current = []
-    if len(blocks) != 5 or current:
-        raise ValueError(f"model: expected 5 MaxPool-terminated blocks as in VGG16, found {len(blocks)}")
-    return blocks
 
 
 class SentenceClassifier(nn.Module):

@@ -21,15 +21,7 @@ from tlcourse.runtime import choose_device
 
 @dataclass(frozen=True)
 class Profile:
-    """Where and how the book runs.
-
-    Attributes:
-        use_standins: replace a canonical asset that is not cached by its offline stand-in (announced).
-        allow_download: loaders may try the network for canonical assets.
-        mixed_precision: ``fit`` runs the forward pass under CUDA autocast.
-        check_claims: check the chapters' lessons (:func:`tlcourse.claims.expect`); off in ``smoke``.
-        sizes_from: take the chapters' sizes from this profile's row (``rehearsal``: ``smoke``).
-    """
+    """Where and how the book runs; ``sizes_from`` takes the chapters' sizes from another row (``rehearsal``: ``smoke``)."""
 
     name: str
     device: str

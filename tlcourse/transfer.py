@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from tlcourse.checks import check_int
 from tlcourse.train import predict
 
-__all__ = ["freeze", "unfreeze", "freeze_first", "replace_head", "count_parameters", "trainable_parameter_names",
+__all__ = ["freeze", "unfreeze", "replace_head", "count_parameters", "trainable_parameter_names",
            "split_head", "extract_features", "freeze_batchnorm", "linear_probe_then_fine_tune"]
 
 Result = TypeVar("Result")
@@ -44,16 +44,6 @@ def freeze(model: nn.Module, prefixes: Sequence[str] | str | None = None) -> int
 def unfreeze(model: nn.Module, prefixes: Sequence[str] | str | None = None) -> int:
     """Let gradients flow again, for all parameters or those under ``prefixes``; return how many numbers."""
     return _set_trainable(model, prefixes, True)
-
-
-def freeze_first(blocks: Sequence[nn.Module], count: int) -> int:
-    """Freeze the first ``count`` blocks (input side first) and unfreeze the rest; return how many numbers were frozen."""
-    frozen = 0
-    for index, block in enumerate(blocks):
-        for parameter in block.parameters():
-            parameter.requires_grad_(index >= count)
-            frozen += parameter.numel() if index < count else 0
-    return frozen
 
 
 def _locate(model: nn.Module, path: str, argument: str) -> tuple[nn.Module, str, nn.Module]:

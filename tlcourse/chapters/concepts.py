@@ -33,14 +33,8 @@ VALIDATION_CHECKS = 10  # scorings of the validation set per stage, at most (at 
 class ConceptsSettings:
     """Sizes of this chapter's experiments under one profile.
 
-    Attributes:
-        budgets: labelled target examples per class; every claim is made at the smallest (``comparison_budget``).
-        seeds: each seed draws a new source network, label budget and head.
-        imagenet_seeds: the seeds of the ImageNet experiment (a subset of ``seeds``, to pair with scratch).
-        target_steps: optimiser steps of every strategy at a budget (rounded up to whole epochs).
-        probe_fraction: LP-FT's share of epochs for the head.
-        max_steps_per_epoch: cap on steps per epoch (``None``: no cap).
-        image_size: side in pixels of the digits given to the ImageNet backbone.
+    ``budgets`` are labelled examples per class (every claim at the smallest); ``target_steps`` are the
+    optimiser steps of every strategy at a budget; ``imagenet_seeds`` pair the ImageNet run with scratch.
     """
 
     batch_size: int
@@ -77,23 +71,12 @@ SETTINGS: dict[str, ConceptsSettings] = {
 
 
 def settings_on_device(profile: Profile) -> ConceptsSettings:
-    """This chapter's sizes for ``profile`` with ``device`` set to the profile's.
-
-    Example:
-        >>> from tlcourse.profiles import get_profile
-        >>> settings_on_device(get_profile("smoke")).budgets
-        (2, 5)
-    """
+    """This chapter's sizes for ``profile`` with ``device`` set to the profile's."""
     return replace(settings_for(SETTINGS, profile), device=profile.device)
 
 
 class SmallCNN(nn.Module):
-    """A two-convolution CNN for 28x28 grey digits: ``features`` (shared) then a linear ``classifier`` (head).
-
-    Example:
-        >>> SmallCNN(5)(torch.zeros(2, 1, 28, 28)).shape
-        torch.Size([2, 5])
-    """
+    """A two-convolution CNN for 28x28 grey digits: ``features`` (shared) then a linear ``classifier`` (head)."""
 
     def __init__(self, num_classes: int, width: int = 16) -> None:
         super().__init__()
@@ -133,13 +116,7 @@ def load_transfer_splits(config: ConceptsSettings, seed: int = 0) -> TransferSpl
 
 
 def budget_subset(pool: TensorDataset, budget: int, seed: int) -> TensorDataset:
-    """``budget`` random examples per class of ``pool`` (the same draw for every strategy of a seed).
-
-    Example:
-        >>> pool = TensorDataset(torch.zeros(6, 1), torch.tensor([0, 0, 0, 1, 1, 1]))
-        >>> len(budget_subset(pool, 2, seed=0))
-        4
-    """
+    """``budget`` random examples per class of ``pool`` (the same draw for every strategy of a seed)."""
     images, labels = pool.tensors
     chosen = torch.tensor(per_class_subset(labels, budget, seed))
     return TensorDataset(images[chosen], labels[chosen])
@@ -153,10 +130,6 @@ def epochs_for(config: ConceptsSettings, num_examples: int) -> int:
 
 def strategy_stages(strategy: str, num_epochs: int, probe_fraction: float = 0.5) -> list[tuple[str, int]]:
     """The stages of a strategy with their epochs, ``"probe"`` (head only) or ``"full"``, ``num_epochs`` in all.
-
-    Example:
-        >>> strategy_stages("lp_ft", 10)
-        [('probe', 5), ('full', 5)]
     """
     if strategy != "lp_ft":
         return [("probe" if strategy == "linear_probe" else "full", num_epochs)]
@@ -166,12 +139,7 @@ def strategy_stages(strategy: str, num_epochs: int, probe_fraction: float = 0.5)
 
 def accuracies(rows: Sequence[dict[str, object]], strategy: str, budget: int,
                seeds: Sequence[int] | None = None) -> list[float]:
-    """Test accuracies of one strategy at one budget, in seed order (to pair with another's); optionally only ``seeds``.
-
-    Example:
-        >>> accuracies([{"budget": 2, "strategy": "scratch", "seed": 1, "accuracy": 0.5}], "scratch", 2)
-        [0.5]
-    """
+    """Test accuracies of one strategy at one budget, in seed order (to pair with another's); optionally only ``seeds``."""
     chosen = [r for r in rows if r["strategy"] == strategy and r["budget"] == budget
               and (seeds is None or r["seed"] in seeds)]
     if not chosen:

@@ -77,11 +77,6 @@ def rotate_digits(images: torch.Tensor, degrees: torch.Tensor | float) -> torch.
     """Rotate each ``(N, 1, H, W)`` image counter-clockwise about its centre, corners filled with 0.
 
     ``degrees`` is one angle for all images or a ``(N,)`` tensor of angles.
-
-    Example:
-        >>> image = torch.zeros(1, 1, 5, 5); image[0, 0, 2, 4] = 1.0  # a dot right of the centre
-        >>> rotate_digits(image, 90.0)[0, 0].argmax().item()  # now above it: row 0, column 2
-        2
     """
     _check_digits(images)
     angles = torch.as_tensor(degrees, dtype=images.dtype).flatten()
@@ -101,10 +96,6 @@ def make_broad_digits(images: torch.Tensor, copies: int, max_rotation_degrees: f
 
     Angles are uniform in ``[-max_rotation_degrees, max_rotation_degrees]``; the coarsened half is
     shrunk to 7-14 pixels and enlarged back. Copy ``k`` of image ``i`` is row ``k * N + i``.
-
-    Example:
-        >>> make_broad_digits(torch.zeros(3, 1, 28, 28), 2, 30.0, torch.Generator().manual_seed(0)).shape
-        torch.Size([6, 1, 28, 28])
     """
     _check_digits(images)
     check_int("copies", copies)
@@ -121,12 +112,7 @@ def make_broad_digits(images: torch.Tensor, copies: int, max_rotation_degrees: f
 
 
 def optical_digits_as_mnist(images: torch.Tensor) -> torch.Tensor:
-    """scikit-learn's ``(N, 8, 8)`` digits framed like MNIST: enlarged to 20x20, centred in ``(N, 1, 28, 28)``.
-
-    Example:
-        >>> optical_digits_as_mnist(torch.ones(2, 8, 8)).shape
-        torch.Size([2, 1, 28, 28])
-    """
+    """scikit-learn's ``(N, 8, 8)`` digits framed like MNIST: enlarged to 20x20, centred in ``(N, 1, 28, 28)``."""
     if images.dim() != 3:
         raise ValueError(f"images must be of shape (N, H, W), got {tuple(images.shape)}")
     enlarged = F.interpolate(images.unsqueeze(1).float(), size=(20, 20), mode="bilinear", align_corners=False)
@@ -146,13 +132,7 @@ class TargetTask:
 
 def load_target_task(images: torch.Tensor, labels: torch.Tensor, seed: int, num_train_examples: int,
                      max_eval_examples: int, shift_rotation_degrees: float) -> TargetTask:
-    """Split ``(N, 1, 28, 28)`` target digits 50/20/30 (one split per seed); rotate validation and test copies.
-
-    Example:
-        >>> task = load_target_task(torch.rand(40, 1, 28, 28), torch.arange(40) % 10, 0, 8, 100, 45.0)
-        >>> len(task.train_set), len(task.test_loader.dataset), len(task.shifted_loader.dataset)
-        (8, 12, 24)
-    """
+    """Split ``(N, 1, 28, 28)`` target digits 50/20/30 (one split per seed); rotate validation and test copies."""
     _check_digits(images)
     if len(images) != len(labels):
         raise ValueError(f"images and labels must have the same length, got {len(images)} and {len(labels)}")

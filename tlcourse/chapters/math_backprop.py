@@ -1,11 +1,4 @@
-"""Backpropagation by hand, for the chapter on the mathematics of fine-tuning.
-
-:func:`two_layer_forward` computes the mean softmax cross-entropy of ``linear -> tanh -> linear`` and
-keeps what the backward pass needs (:class:`TwoLayerCache`); :func:`two_layer_backward` applies the
-chain rule layer by layer, starting from the closed-form gradient of the loss
-(:func:`tlcourse.chapters.math_losses.softmax_cross_entropy_gradient`). Tested against autograd in
-``tests/chapters/test_math_backprop.py``.
-"""
+"""Backpropagation by hand through ``linear -> tanh -> linear`` for the math chapter (tested against autograd)."""
 
 from __future__ import annotations
 
@@ -36,12 +29,6 @@ def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
     """``(loss, cache)``: the mean softmax cross-entropy of ``linear -> tanh -> linear``.
 
     ``weights`` maps ``"W1"`` ``(H, D)``, ``"b1"`` ``(H,)``, ``"W2"`` ``(K, H)``, ``"b2"`` ``(K,)``.
-
-    Example:
-        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
-        ...      "b2": torch.zeros(4)}
-        >>> two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)[0]
-        tensor(1.3863)
     """
     check_tensor("inputs", inputs)
     missing = {"W1", "b1", "W2", "b2"} - set(weights if isinstance(weights, Mapping) else ())
@@ -67,15 +54,7 @@ def two_layer_forward(inputs: torch.Tensor, labels: torch.Tensor,
 
 def two_layer_backward(cache: TwoLayerCache,
                        weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every gradient of the mean loss of :func:`two_layer_forward`, by the chain rule.
-
-    Example:
-        >>> w = {"W1": torch.zeros(3, 2), "b1": torch.zeros(3), "W2": torch.zeros(4, 3),
-        ...      "b2": torch.zeros(4)}
-        >>> _, c = two_layer_forward(torch.ones(5, 2), torch.zeros(5, dtype=torch.long), w)
-        >>> two_layer_backward(c, w)["b2"]
-        tensor([-0.7500,  0.2500,  0.2500,  0.2500])
-    """
+    """Every gradient of the mean loss of :func:`two_layer_forward`, by the chain rule."""
     if not isinstance(cache, TwoLayerCache):
         raise TypeError(f"cache must be the TwoLayerCache from two_layer_forward, got {describe(cache)}")
     grad_logits = softmax_cross_entropy_gradient(cache.logits, cache.labels)  # (N, K), has 1/N

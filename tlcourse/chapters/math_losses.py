@@ -1,16 +1,5 @@
-"""Losses written out from their formulas, for the chapter on the mathematics of fine-tuning.
-
-Each function is the formula of one equation of ``book/math.md``, computed in a numerically stable
-way, and is tested against :mod:`torch.nn.functional` and autograd in ``tests/chapters/test_math_losses.py``:
-
-* :func:`log_softmax` and :func:`softmax_cross_entropy` (log-sum-exp form, label smoothing),
-* :func:`binary_cross_entropy_with_logits` for a single sigmoid output,
-* :func:`softmax_cross_entropy_gradient`, the closed form ``softmax(z) - onehot(y)``,
-* :func:`l2_sp_penalty`, the L2-SP penalty toward pretrained weights (Li et al., 2018),
-* :data:`SETTINGS`, the sizes of the chapter's L2-SP versus plain-L2 run.
-
-Backpropagation by hand through a two-layer network is in :mod:`tlcourse.chapters.math_backprop`.
-"""
+"""The math chapter's losses, each the formula of one equation of ``book/math.md`` in a numerically stable
+form (tested against :mod:`torch.nn.functional` and autograd), and the sizes of its L2-SP run."""
 
 from __future__ import annotations
 
@@ -50,10 +39,6 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
 
     Subtracting the row maximum ``m`` leaves the result unchanged and keeps every ``exp`` in
     ``(0, 1]``, so logits of +-1000 stay finite.
-
-    Example:
-        >>> log_softmax(torch.tensor([[1000.0, 0.0]])).exp()
-        tensor([[1., 0.]])
     """
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError(f"logits must be a floating point torch.Tensor, got {describe(logits)}")
@@ -70,10 +55,6 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
 
     With smoothing ``eps``, ``q = (1 - eps) onehot(y) + eps / K`` (the convention of
     ``torch.nn.functional.cross_entropy``).
-
-    Example:
-        >>> softmax_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]))
-        tensor(1.3863)
     """
     _check_logits_and_labels(logits, labels)
     check_number("label_smoothing", label_smoothing, 0.0, 1.0)
@@ -101,10 +82,6 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor
     of ``(0, -s)``, computed like :func:`log_softmax` with the shift ``m = max(0, -s)`` held
     constant: no ``exp`` overflows, and the gradient is ``sigmoid(s) - t`` everywhere, at ``s = 0``
     too (the form ``max(s, 0) + log(1 + exp(-|s|))`` has kinks there, where autograd picks ``-t``).
-
-    Example:
-        >>> binary_cross_entropy_with_logits(torch.zeros(3), torch.ones(3))
-        tensor(0.6931)
     """
     check_tensor("logits", logits)
     check_tensor("targets", targets)
@@ -123,12 +100,7 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, targets: torch.Tensor
 
 def softmax_cross_entropy_gradient(logits: torch.Tensor, labels: torch.Tensor,
                                    label_smoothing: float = 0.0) -> torch.Tensor:
-    """Closed-form gradient of the mean softmax cross-entropy: ``(softmax(z) - q) / N``.
-
-    Example:
-        >>> softmax_cross_entropy_gradient(torch.zeros(1, 2), torch.tensor([0]))
-        tensor([[-0.5000,  0.5000]])
-    """
+    """Closed-form gradient of the mean softmax cross-entropy: ``(softmax(z) - q) / N``."""
     _check_logits_and_labels(logits, labels)
     check_number("label_smoothing", label_smoothing, 0.0, 1.0)
     num_examples, num_classes = logits.shape
@@ -143,10 +115,6 @@ def l2_sp_penalty(parameters: Mapping[str, torch.Tensor], reference: Mapping[str
 
     Li, Grandvalet and Davoine (2018) pull the fine-tuned backbone toward its pretrained weights
     ``w0`` instead of toward zero (the plain L2 penalty is the special case ``w0 = 0``).
-
-    Example:
-        >>> l2_sp_penalty({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 1.0)
-        tensor(1.)
     """
     check_number("strength", strength, low=0.0)
     if not isinstance(parameters, Mapping) or not isinstance(reference, Mapping):
@@ -175,12 +143,6 @@ class PenalisedLoss:
     The penalty pulls each named parameter of ``model`` toward a frozen copy of its value at
     construction time (L2-SP), or toward zero with ``toward_zero=True`` (the plain L2 penalty, a
     loss term, so that both variants differ only in the anchor).
-
-    Example:
-        >>> model = nn.Linear(3, 2)
-        >>> loss_fn = PenalisedLoss(model, ["weight"], strength=0.1)
-        >>> round(loss_fn(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)).item(), 4)  # w = w0
-        0.6931
     """
 
     def __init__(self, model: nn.Module, names: list[str], strength: float,

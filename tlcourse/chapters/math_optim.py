@@ -1,13 +1,5 @@
-"""Update rules written out from scratch as pure functions, matched to :mod:`torch.optim` in tests.
-
-No ``torch.optim.Optimizer`` subclass: each rule is a function from ``(parameters, gradients,
-state)`` to ``(new parameters, new state)``, so the chapter can print one step and compare it with
-PyTorch's optimiser step by step (``tests/test_optim.py``).
-
-* :func:`gradient_descent_step`: ``w <- w - lr * g``.
-* :func:`sgd_momentum_step`: PyTorch's heavy-ball momentum, ``b <- mu b + g``, ``w <- w - lr b``.
-* :func:`adamw_step`: Adam with decoupled weight decay (Loshchilov and Hutter, 2019).
-"""
+"""Update rules written out as pure functions ``(parameters, gradients, state) -> (new parameters, new state)``,
+so the math chapter can print one step; matched to :mod:`torch.optim` in the tests."""
 
 from __future__ import annotations
 
@@ -51,12 +43,7 @@ def _check_pairs(parameters: Tensors, gradients: Tensors, learning_rate: float) 
 
 def gradient_descent_step(parameters: Tensors, gradients: Tensors,
                           learning_rate: float) -> list[torch.Tensor]:
-    """One step of plain gradient descent, ``w_{t+1} = w_t - lr * g_t``.
-
-    Example:
-        >>> gradient_descent_step([torch.tensor([1.0])], [torch.tensor([2.0])], 0.1)
-        [tensor([0.8000])]
-    """
+    """One step of plain gradient descent, ``w_{t+1} = w_t - lr * g_t``."""
     _check_pairs(parameters, gradients, learning_rate)
     return [weight.detach() - learning_rate * grad for weight, grad in zip(parameters, gradients)]
 
@@ -67,11 +54,6 @@ def sgd_momentum_step(parameters: Tensors, gradients: Tensors, buffers: Tensors 
     """One step of SGD with (heavy-ball) momentum, in PyTorch's convention.
 
     ``d = g + lambda w``; ``b = d`` on the first step, else ``b = mu b + d``; ``w = w - lr b``.
-
-    Example:
-        >>> w, b = sgd_momentum_step([torch.tensor([1.0])], [torch.tensor([1.0])], None, 0.1)
-        >>> w, b
-        ([tensor([0.9000])], [tensor([1.])])
     """
     _check_pairs(parameters, gradients, learning_rate)
     if not 0.0 <= momentum < 1.0:
@@ -100,12 +82,7 @@ class AdamWState:
 
 
 def init_adamw_state(parameters: Tensors) -> AdamWState:
-    """Zero moments for ``parameters`` at step 0.
-
-    Example:
-        >>> init_adamw_state([torch.ones(2)]).first_moments
-        [tensor([0., 0.])]
-    """
+    """Zero moments for ``parameters`` at step 0."""
     parameters = check_sequence("parameters", parameters)
     for index, weight in enumerate(parameters):
         check_tensor(f"parameters[{index}]", weight)
@@ -121,12 +98,6 @@ def adamw_step(parameters: Tensors, gradients: Tensors, state: AdamWState, learn
     ``w <- w (1 - lr lambda)`` (decoupled decay, not seen by the moments), then
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
-
-    Example:
-        >>> w = [torch.tensor([1.0])]
-        >>> new, s = adamw_step(w, [torch.tensor([3.0])], init_adamw_state(w), 0.1, weight_decay=0.0)
-        >>> new  # the first Adam step moves by about lr whatever the gradient scale
-        [tensor([0.9000])]
     """
     _check_pairs(parameters, gradients, learning_rate)
     beta1, beta2 = betas
@@ -161,11 +132,6 @@ def gradient_norms(model: nn.Module, depth: int = 1, group: Callable[[str], str]
     (``depth=2`` turns ``_blocks.3.conv.weight`` into ``_blocks.3``), in the model's order;
     parameters without a gradient are skipped. ``relative=True`` divides by each group's weight
     norm: the relative change one plain gradient step of learning rate 1 would make.
-
-    Example:
-        >>> layer = nn.Linear(2, 1); layer(torch.ones(1, 2)).sum().backward()
-        >>> {name: round(norm, 4) for name, norm in gradient_norms(layer).items()}
-        {'weight': 1.4142, 'bias': 1.0}
     """
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")

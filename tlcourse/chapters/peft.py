@@ -116,11 +116,6 @@ def load_film_splits(config: PeftSettings, seed: int = 0, path: str | Path | Non
 
     The retrieval set takes ``config.snippets_per_film`` snippets, half fresh and half rotten, from
     each of ``config.retrieval_films`` test films. ``path`` reads another ``.csv.bz2`` file.
-
-    Example:
-        >>> splits = load_film_splits(SETTINGS["smoke"])
-        >>> len(splits.retrieval_texts), sorted(set(splits.retrieval_films)), sum(splits.retrieval_labels)
-        (16, [0, 1, 2, 3], 8)
     """
     check_instance("config", config, PeftSettings)
     texts, labels, movies = load_rotten_tomatoes_snippets(path)
@@ -204,14 +199,6 @@ def train_steps(model: nn.Module, loader: Any, *, num_steps: int, learning_rate:
 
     AdamW without decay on biases and LayerNorm, the head (a parameter with ``head_name`` in its
     name) at ``head_learning_rate``, linear warmup then decay, clipping at norm 1.
-
-    Example:
-        >>> head = nn.Linear(3, 2)
-        >>> data = torch.utils.data.TensorDataset(torch.randn(8, 3), torch.tensor([0, 1] * 4))
-        >>> _, steps = train_steps(head, torch.utils.data.DataLoader(data, batch_size=4), num_steps=4,
-        ...                        learning_rate=1e-2)
-        >>> steps
-        4
     """
     check_int("num_steps", num_steps)
     if num_steps > len(loader) and num_steps % len(loader):
@@ -247,11 +234,7 @@ def encoder_retrieval_accuracy(encoder: nn.Module, loader: Any, films: Sequence[
 
 def plot_forgetting_tradeoff(points: Sequence[Mapping[str, Any]], pretrained_source: float,
                              ax: Axes | None = None) -> Figure:
-    """Target against source accuracy: one marker per run, WiSE-FT points (with ``alpha``) as a path.
-
-    Example:
-        >>> figure = plot_forgetting_tradeoff([{"method": "full", "source": 0.2, "target": 0.8}], 0.3)
-    """
+    """Target against source accuracy: one marker per run, WiSE-FT points (with ``alpha``) as a path."""
     if not points:
         raise ValueError("points is empty: nothing to plot")
     figure, ax = new_axes(ax, (6.4, 4.4))

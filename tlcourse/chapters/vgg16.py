@@ -15,21 +15,10 @@ __all__ = ["VGG16Settings", "SETTINGS", "STRATEGIES", "REESTIMATES_BATCHNORM", "
 
 @dataclass(frozen=True)
 class VGG16Settings:
-    """Sizes and learning rates of the chapter's strategy comparison under one profile.
+    """Sizes and peak learning rates of the chapter's four strategies under one profile (the same epochs for all).
 
-    Attributes:
-        image_size: side of the square input images (at least ``VGG16_MIN_IMAGE_SIZE``).
-        num_epochs: epochs of optimiser steps per strategy (the same for all four).
-        probe_epochs: of those, the epochs LP-FT spends on its linear probe.
-        max_steps_per_epoch: step cap per epoch (``None``: no cap).
-        num_statistics: training images for re-estimating BatchNorm statistics.
-        frozen_blocks: ``k`` for partial fine-tuning.
-        head_lr: peak learning rate of feature extraction's head, trained alone.
-        probe_lr: peak learning rate of LP-FT's probe.
-        learning_rate: peak learning rate of partial fine-tuning, and of the new head in full
-            fine-tuning.
-        lowest_lr: peak learning rate of the first block in full fine-tuning.
-        lpft_lr: peak learning rate of LP-FT's second stage.
+    ``learning_rate`` is partial fine-tuning's and full fine-tuning's head's; ``lowest_lr`` full fine-tuning's
+    first block's; ``probe_epochs`` and ``probe_lr`` LP-FT's first stage, ``lpft_lr`` its second.
     """
 
     image_size: int
@@ -100,14 +89,7 @@ REESTIMATES_BATCHNORM = ("partial fine-tuning", "full fine-tuning, discriminativ
 
 
 def paired_table(accuracies: dict[str, list[float]]) -> pd.DataFrame:
-    """Paired differences ``first - second`` for every pair of strategies, with their 95% intervals.
-
-    Args:
-        accuracies: strategy name -> one accuracy per seed, in seed order.
-
-    Returns:
-        One row per pair, indexed by ``(first, second)``, with ``mean``, ``low`` and ``high``.
-    """
+    """One row ``(first, second) -> mean, low, high`` per pair of strategies: paired differences over seeds, 95% intervals."""
     rows = {}
     for first, second in itertools.combinations(accuracies, 2):
         difference = paired_difference(accuracies[first], accuracies[second])
