@@ -1,14 +1,15 @@
 """tools/assignments.py and the masters under assignments/: otter assign builds each one, and otter's local
-grader (`otter run`, as a teacher runs it) gives the solution full marks, the untouched student notebook zero,
-and a notebook with one plausible mistake per question exactly the points its tests leave it."""
+grader (otter.api.grade_submission, what `otter run` runs) gives the solution full marks, the untouched
+student notebook zero, and a notebook with one plausible mistake per question exactly the points its tests
+leave it."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import os
-import subprocess
+import multiprocessing
+import re
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from assignments import CHAPTERS, build, master_path  # noqa: E402
+from assignments import CHAPTERS, build, grade, master_path  # noqa: E402
 from toc_notebooks import read_course_chapters  # noqa: E402
 
 # Every grade below starts a kernel; the whole file stays on one pytest-xdist worker (--dist loadfile,
@@ -82,26 +83,21 @@ def with_mistakes(solution: Path, mistakes: list[tuple[str, str]], target: Path)
     nbformat.write(notebook, target)
 
 
-def otter_run(submission: Path, autograder: Path) -> dict[str, tuple[float, float]]:
-    """`otter run -a autograder submission`; the score and the maximum of each question."""
-    output = submission.parent / f"{submission.stem}-results"
-    output.mkdir()
-    command = [sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(autograder), "-o", str(output),
-               str(submission)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    tests = json.loads((output / "results.json").read_text())["tests"]
-    return {test["name"]: (test["score"], test["max_score"]) for test in tests if "max_score" in test}
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """Every assignment built by otter assign, into one folder."""
+    folder = tmp_path_factory.mktemp("assignments")
+    for chapter in CHAPTERS:
+        build(chapter, folder, run_tests=False)  # grading the solution below is that test
+    return folder
 
 
 @pytest.fixture(scope="module")
-def grades(tmp_path_factory) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    """Every assignment built, and its three submissions graded, two at a time."""
-    folder = tmp_path_factory.mktemp("assignments")
-    jobs = {}
+def grades(built) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """Each assignment's three submissions graded, two at a time."""
+    folder, jobs = built, {}
     for chapter in CHAPTERS:
-        autograder = build(chapter, folder, run_tests=False)  # grading the solution below is that test
+        autograder = folder / chapter / "autograder" / f"{chapter}-autograder.zip"
         submissions = folder / "submissions" / chapter
         submissions.mkdir(parents=True)
         solution = folder / chapter / "autograder" / f"{chapter}.ipynb"
@@ -112,8 +108,10 @@ def grades(tmp_path_factory) -> dict[tuple[str, str], dict[str, tuple[float, flo
         with_mistakes(solution, WRONG_ANSWERS[chapter][0], submissions / "wrong" / solution.name)
         for kind in KINDS:
             jobs[chapter, kind] = (submissions / kind / solution.name, autograder)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # each grade is its own process
-        futures = {key: pool.submit(otter_run, *job) for key, job in jobs.items()}
+    # otter.api.grade_submission (what `otter run` calls) changes directory, so the two graders are two
+    # processes, each importing otter once; spawned, not forked from this process and its torch threads
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(grade, *job) for key, job in jobs.items()}
         return {key: future.result() for key, future in futures.items()}
 
 
@@ -126,6 +124,20 @@ def test_every_course_chapter_has_an_assignment():
 def test_unknown_chapter_is_refused():
     with pytest.raises(ValueError, match="chapter must be one of concepts.*got 'transformers'"):
         master_path("transformers")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_student_notebook_has_no_solution_and_no_hidden_test(built, chapter):
+    student = (built / chapter / "student" / f"{chapter}.ipynb").read_text()  # cells and metadata, as JSON
+    cells = "\n".join(cell.source for cell in nbformat.reads(student, as_version=4).cells if cell.cell_type == "code")
+    for solution_code, _ in WRONG_ANSWERS[chapter][0]:
+        assert solution_code.strip() not in cells
+    hidden = re.findall(r'hidden: true\n""" # END TEST CONFIG\ndef (\w+)\(', master_path(chapter).read_text())
+    assert hidden, "every assignment has hidden tests"
+    with zipfile.ZipFile(built / chapter / "autograder" / f"{chapter}-autograder.zip") as autograder:
+        tests = "".join(autograder.read(name).decode() for name in autograder.namelist() if name.startswith("tests/"))
+    for name in hidden:
+        assert name not in student and f"def {name}(" in tests, f"{name} is in the autograder only"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
