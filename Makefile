@@ -83,6 +83,13 @@ test-colab: $(STAMP)
 	$(PY) tools/environments.py colab _build/env-colab-newest --torch newest
 	$(PY) tools/environments.py colab _build/env-colab-oldest --torch oldest
 
+# The graded assignments (tools/assignments.py): otter assign turns each master, assignments/<chapter>.md,
+# into _build/assignments/<chapter>/ (student/<chapter>.ipynb, autograder/<chapter>-autograder.zip) and
+# grades its solution. Grade a submission: otter run -a <that zip> <submission.ipynb>
+.PHONY: assignments
+assignments: $(STAMP)
+	$(PY) tools/assignments.py build
+
 # One chapter, headless, executed notebook saved (for GPU machines without a Jupyter front end):
 #   make chapter NAME=vgg16 PROFILE=gpu   ->   _build/chapters/vgg16.ipynb
 NAME ?= concepts
