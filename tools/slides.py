@@ -85,7 +85,8 @@ def slide_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     for index, cell in enumerate(notebook.cells):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if OUTPUT_TAG in tags and cell.cell_type != "code":
-            raise ValueError(f"cell {index} is a {cell.cell_type} cell tagged {OUTPUT_TAG!r}; only code cells have outputs")
+            raise ValueError(f"cell {index} is a {cell.cell_type} cell tagged {OUTPUT_TAG!r}; "
+                             "only code cells have outputs")
         if tags & {SLIDE_TAG, OUTPUT_TAG}:
             cells.append(cell)
     return cells

@@ -78,15 +78,14 @@ def _exercise_markdown(block: list[str], number: str) -> list[str]:
     while body and (OPTION.match(body[0]) or not body[0].strip()):  # :label:, :class:, then blank lines
         body = body[1:]
     heading = f"### Exercise {number}" + (f" ({title})" if title else "")
-    return [heading, ""] + [line for line in body]
+    return [heading, "", *body]
 
 
 def _placeholder(number: str) -> list[nbformat.NotebookNode]:
     text = (f"**Your answer to Exercise {number} here.** Write it in this cell (double-click to edit) and "
             "your code in the cell below. Run the chapter's cells above first: the exercises use their objects.")
-    metadata = {"tags": [ANSWER_TAG]}
-    return [nbformat.from_dict({"cell_type": "markdown", "metadata": dict(metadata), "source": text}),
-            nbformat.from_dict({"cell_type": "code", "metadata": dict(metadata), "source": "",
+    return [nbformat.from_dict({"cell_type": "markdown", "metadata": {"tags": [ANSWER_TAG]}, "source": text}),
+            nbformat.from_dict({"cell_type": "code", "metadata": {"tags": [ANSWER_TAG]}, "source": "",
                                 "execution_count": None, "outputs": []})]
 
 
@@ -110,8 +109,8 @@ def strip_solutions(notebook: nbformat.NotebookNode, chapter_number: int | str,
         >>> page = jupytext.reads("```{exercise} Add\\n:label: e\\n\\n1 + 1?\\n```\\n\\n"
         ...                       "```{solution} e\\nTwo.\\n```\\n", fmt="md:myst")
         >>> student, removed = strip_solutions(page, 3)
-        >>> removed, [(cell.cell_type, cell.source[:27]) for cell in student.cells]
-        (['e'], [('markdown', '### Exercise 3.1 (Add)\\n\\n1 +'), ('markdown', '**Your answer to Exercise 3'), ('code', '')])
+        >>> removed, [(cell.cell_type, cell.source[:22]) for cell in student.cells]
+        (['e'], [('markdown', '### Exercise 3.1 (Add)'), ('markdown', '**Your answer to Exerc'), ('code', '')])
     """
     cells: list[nbformat.NotebookNode] = []
     removed: list[str] = []
@@ -340,7 +339,8 @@ def site_problems(folder: Path, book: Path) -> list[str]:
         except (OSError, ValueError, nbformat.ValidationError) as error:
             problems.append(f"{student} is not a valid notebook ({error.__class__.__name__})")
             continue
-        problems += [f"{student}: {problem}" for problem in edition_problems(notebook, source.read_text(encoding="utf-8"))]
+        text = source.read_text(encoding="utf-8")
+        problems += [f"{student}: {problem}" for problem in edition_problems(notebook, text)]
         numbers = [cell.source.split()[2] for cell in notebook.cells if cell.source.startswith("### Exercise ")]
         shown = re.findall(r'<span class="caption-number">Exercise ([\d.]+)\s*</span>', page)
         if numbers != shown:
