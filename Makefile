@@ -12,7 +12,8 @@ export TLCOURSE_QUIET := 1
 # tokenizers' worker threads warn after a fork; the book never needs the parallelism.
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install book book-fresh test test-latest test-colab unit notebooks rehearsal chapter book-strict pdf latex-deps clean
+.PHONY: install book book-fresh test test-latest test-colab unit notebooks rehearsal chapter book-strict pdf latex-deps clean \
+	pot po check-translation check-chinese
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,9 +29,12 @@ install: $(STAMP)
 # Extra flags for the build, e.g. make book JB_FLAGS="-W --keep-going" (the publishing workflow).
 JB_FLAGS ?=
 
+# Then the Chinese edition (tools/zh_edition.py), from the catalogues under locales/zh_CN, into
+# _build/html/zh/: language zh_CN, the same execution cache, so it executes no notebook.
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
-	@echo "Open _build/html/index.html"
+	$(PY) tools/zh_edition.py build $(JB_FLAGS)
+	@echo "Open _build/html/index.html (中文: _build/html/zh/book/intro.html)"
 
 # Every chapter executed again, whatever the cache holds.
 book-fresh: $(STAMP)
@@ -107,6 +111,8 @@ chapter: $(STAMP)
 book-strict: $(STAMP)
 	rm -rf _build/strict
 	TLCOURSE_PROFILE=cpu $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
+	# the Chinese edition into _build/strict/_build/html/zh: every page's language switch needs it
+	TLCOURSE_PROFILE=cpu $(PY) tools/zh_edition.py build -W --keep-going --path-output _build/strict
 	# the site must work from a static server and from disk: serve it on 127.0.0.1, fetch every link
 	$(PY) tools/check_site.py _build/strict/_build/html
 	# opened from disk in headless Chromium with no network: every formula rendered, nothing fetched from
@@ -131,6 +137,24 @@ latex-deps:
 pdf: $(STAMP) latex-deps
 	$(VENV)/bin/jupyter-book build . --builder pdflatex
 	@echo "PDF: _build/latex/book.pdf"
+
+# The Chinese edition's catalogues (locales/TRANSLATING.md). After editing English prose: `make po`
+# (the English messages into _build/gettext, executing nothing, then merged into
+# locales/zh_CN/LC_MESSAGES/book/<page>.po: new paragraphs empty, edited ones fuzzy), translate, then
+# `make check-translation`: every entry translated, none fuzzy, roles and links kept.
+pot: $(STAMP)
+	$(PY) tools/zh_edition.py pot
+
+# make po PAGES="book/concepts book/vgg16": only those catalogues
+po: $(STAMP)
+	$(PY) tools/zh_edition.py po $(if $(PAGES),--pages $(PAGES))
+
+check-translation: $(STAMP)
+	$(PY) tools/check_translation.py
+
+# After `make book`: the finished pages of the Chinese edition are Chinese and use the glossary's terms.
+check-chinese: $(STAMP)
+	$(PY) tools/check_chinese.py _build/html --translated-only
 
 clean:
 	rm -rf _build

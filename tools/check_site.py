@@ -11,8 +11,10 @@ With the book's sources (``--book ROOT``, default: this repository), every chapt
 ``_toc.yml`` that is a notebook is checked too: the notebook generated from it at build time,
 ``_sources/<page>.ipynb``, is in the site, is a valid executed notebook whose first code cell is the
 Colab install cell, the page's download menu links to it, and the page's Colab button opens that same
-file on the published branch (``sphinx: config: colab_published_branch`` in ``_config.yml``).
-Exit status 0 when nothing is wrong, 1 otherwise, with one line per problem.
+file on the published branch (``sphinx: config: colab_published_branch`` in ``_config.yml``), and
+every page of both editions has a language switch leading to the same page in the other one (the
+Chinese edition in ``zh/``, tools/zh_edition.py). Exit status 0 when nothing is wrong, 1 otherwise,
+with one line per problem.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import nbformat
 import yaml
 from toc_notebooks import toc_files  # tools/ is on the path: run as a script, or as the tests import it
 
-__all__ = ["LinkCollector", "chapter_pages", "check_chapter_notebooks", "check_site", "expected_colab_link"]
+__all__ = ["LinkCollector", "chapter_pages", "check_chapter_notebooks", "check_language_switch", "check_site",
+           "expected_colab_link"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The guard of tools/colab_install_cell.py: the generated notebook's first code cell carries it.
@@ -316,6 +319,59 @@ def check_chapter_notebooks(folder: Path, book: Path) -> list[str]:
     return problems
 
 
+LANGUAGE_SWITCH_CLASS = "language-switch"  # tools/language_switch.py's link to the other edition
+TRANSLATION_FOLDER = "zh"  # the Chinese edition inside the English site (tools/zh_edition.py)
+
+
+def check_language_switch(folder: Path, book: Path) -> list[str]:
+    """Check that every page of both editions links to the same page in the other one.
+
+    For each page of ``book``'s ``_toc.yml``, e.g. ``book/vgg16``: ``book/vgg16.html`` has one
+    ``<a class="language-switch">`` leading to ``zh/book/vgg16.html``, and that page's switch leads
+    back to ``book/vgg16.html`` (tools/language_switch.py; the links themselves are fetched by
+    :func:`check_site`).
+
+    Args:
+        folder: the English site, with the Chinese edition in ``zh/``.
+        book: the folder with the book's ``_toc.yml``.
+
+    Returns:
+        One message per problem: a page missing from an edition, a page without a switch, or a
+        switch that leads elsewhere.
+
+    Example:
+        >>> import tempfile
+        >>> site, book = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+        >>> _ = (book / "_toc.yml").write_text("root: intro\\n")
+        >>> _ = (site / "zh").mkdir()
+        >>> _ = (site / "intro.html").write_text('<a class="language-switch" href="zh/intro.html">中文</a>')
+        >>> _ = (site / "zh" / "intro.html").write_text('<a class="language-switch" href="index.html">EN</a>')
+        >>> check_language_switch(site, book)
+        ['zh/intro.html: its language switch leads to zh/index.html, not intro.html']
+    """
+    folder, book = Path(folder), Path(book)
+    toc_path = book / "_toc.yml"
+    if not toc_path.is_file():
+        raise ValueError(f"book must be the folder holding _toc.yml, got {str(book)!r}")
+    problems = []
+    for name in toc_files(yaml.safe_load(toc_path.read_text(encoding="utf-8"))):
+        page = f"{name.removesuffix('.md')}.html"
+        for here, there in ((page, f"{TRANSLATION_FOLDER}/{page}"), (f"{TRANSLATION_FOLDER}/{page}", page)):
+            if not (folder / here).is_file():
+                problems.append(f"{here}: the page is missing from the site")
+                continue
+            collector = LinkCollector()
+            collector.feed((folder / here).read_text(encoding="utf-8", errors="replace"))
+            switches = [href for href, classes in collector.anchors if LANGUAGE_SWITCH_CLASS in classes]
+            if not switches:
+                problems.append(f"{here}: no language switch (<a class=\"{LANGUAGE_SWITCH_CLASS}\">)")
+            for href in switches:
+                target = urljoin(f"http://site/{here}", href).removeprefix("http://site/")
+                if target != there:
+                    problems.append(f"{here}: its language switch leads to {target}, not {there}")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check the site named on the command line; print the problems; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -326,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     folder = Path(arguments.folder)
     problems = check_site(folder, None if arguments.links_only else Path(arguments.book))
+    if not arguments.links_only:
+        problems += check_language_switch(folder, Path(arguments.book))
     for problem in problems:
         print(problem)
     print(f"{folder}: {len(problems)} problems")
