@@ -114,7 +114,7 @@ def test_a_page_left_english_or_missing_a_term_fails():
                       min_share=0.3) == [
         "zh/book/a.html: the English page uses 'source task', the Chinese page lacks its term '源任务'"]
     assert check_page(english, english, terms, "book/a")[0].startswith(
-        "zh/book/a.html: 0.00 of its prose letters are Chinese, below 0.50")
+        "zh/book/a.html: 0.00 of its prose letters are Chinese, below 0.40")
 
 
 def test_edition_check_needs_the_chinese_folder(tmp_path):

@@ -8,7 +8,7 @@ text of the page's article without code, math, notebook inputs, printed outputs,
 the bibliography's entries. Two checks:
 
 - **Chinese.** The share of CJK ideographs among the prose's CJK ideographs and Latin letters
-  must be at least ``--min-share`` (default 0.5). A Chinese sentence keeps English names (PyTorch,
+  must be at least ``--min-share`` (default 0.4). A Chinese sentence keeps English names (PyTorch,
   LoRA, file names), so the share of a translated page is below 1; an English page's is near 0.
 - **Terms.** Every glossary term (``book/glossary.md``: each entry's English term, then its
   Chinese one) whose English appears in the English page's prose must appear, in Chinese, in the
@@ -38,7 +38,7 @@ __all__ = ["cjk_share", "glossary_terms", "prose_text", "terms_used", "check_pag
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = "zh"
-MIN_SHARE = 0.5
+MIN_SHARE = 0.4  # translated pages measured 0.54-0.82 (smoke build, 2026-12-07), English ones 0.00-0.02
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN = re.compile(r"[A-Za-z]")
 # Subtrees that are not prose: code, math, notebook inputs, printed outputs, tables of numbers,
@@ -214,7 +214,8 @@ def check_edition(site: Path, book: Path = ROOT, pages: list[str] | None = None,
 def main(argv: list[str] | None = None) -> int:
     """Check the site named on the command line; print the problems; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("site", nargs="?", default="_build/html", help="the English site, with zh/ (default: _build/html)")
+    parser.add_argument("site", nargs="?", default="_build/html",
+                        help="the English site, with zh/ (default: _build/html)")
     parser.add_argument("--book", default=str(ROOT), help="the book's sources (default: this repository)")
     parser.add_argument("--pages", nargs="+", help="docnames to check, e.g. book/intro (default: every page)")
     parser.add_argument("--translated-only", action="store_true", help="only the pages whose catalogue is complete")

@@ -16,8 +16,10 @@ English ones; an entry left untranslated or fuzzy stays English. It builds into
 
 The notebooks are not executed again: ``tools/execution_cache.py`` picks the jupyter-cache folder
 by a key that does not depend on the language, and the build takes the very folder the English
-build used (from its Sphinx environment), so every chapter comes from the English build's run. After the build, the records the cache gained during it are counted; each one is a chapter
-that was executed, and is named.
+build used (from its Sphinx environment), so every chapter comes from the English build's run.
+After the build, the records the cache gained during it are counted: each one is a chapter that
+was executed, named, and the build fails. (Another build writing to the same cache folder at the
+same time would be counted too.)
 
 ``pot`` runs Sphinx's gettext builder with the notebooks' outputs taken from the execution cache
 and never executed (a notebook the cache lacks is read without outputs), so extracting the
@@ -42,7 +44,8 @@ FOLDER = "zh"  # the Chinese edition's folder inside the English site (tools/lan
 TITLE = "迁移学习：可执行的教程"  # the site's title in the Chinese edition (html_title)
 POT_FOLDER = ROOT / "_build" / "gettext"
 
-__all__ = ["build_edition", "english_cache_folder", "executed_since", "extract_messages", "update_catalogues", "main"]
+__all__ = ["build_edition", "english_cache_folder", "executed_since", "extract_messages", "update_catalogues",
+           "main"]
 
 
 def _sphinx(output: Path, doctrees: Path, builder: str, overrides: dict, strict: bool, keep_going: bool) -> int:
@@ -112,6 +115,46 @@ def _reuse_folder(folder: Path) -> None:
     execution_cache.choose_cache = choose_cache
 
 
+def _glue_in_translations() -> None:
+    """Let a translated paragraph glue its own notebook's values, in this process only.
+
+    Sphinx parses each translated message as a small document of its own. myst-nb's glue roles
+    (``{glue:text}`key```) look for the notebook's renderer on that document, where it is absent,
+    so a same-page key would be "not found" and the number lost. The renderer of the page being
+    read is recorded, and handed to the translated messages read for that page.
+    """
+    from myst_nb import sphinx_ as myst_nb_sphinx
+
+    renderers: dict[str, object] = {}  # docname -> the renderer of its notebook
+    reading = {"docname": ""}  # the page whose notebook is being parsed
+    load_renderer, parse = myst_nb_sphinx.load_renderer, myst_nb_sphinx.Parser.parse
+
+    def recording_load_renderer(name: str):  # noqa: ANN202 - returns myst-nb's renderer class, wrapped
+        renderer_class = load_renderer(name)
+
+        def create(mdit_renderer, logger):  # noqa: ANN001, ANN202
+            renderer = renderer_class(mdit_renderer, logger)
+            renderers[reading["docname"]] = renderer
+            return renderer
+
+        return create
+
+    def translation_aware_parse(self, inputstring: str, document) -> None:  # noqa: ANN001
+        env = getattr(document.settings, "env", None)
+        if env is not None and not document.current_source.endswith("<translated>"):
+            reading["docname"] = env.docname
+        elif env is not None and "nb_renderer" not in document.attributes and env.docname in renderers:
+            document.attributes["nb_renderer"] = renderers[env.docname]  # the roles resolve during the parse
+            try:
+                return parse(self, inputstring, document)
+            finally:
+                document.attributes.pop("nb_renderer")  # as myst-nb does: a renderer is not pickled
+        return parse(self, inputstring, document)
+
+    myst_nb_sphinx.load_renderer = recording_load_renderer
+    myst_nb_sphinx.Parser.parse = translation_aware_parse
+
+
 def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bool = False) -> int:
     """Build the Chinese edition into ``path_output/_build/html/zh``; return 0 when it built and ran nothing.
 
@@ -126,10 +169,16 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
     if english is not None:
         _reuse_folder(english)
         print(f"zh edition: the English build's execution cache, {english.name}")
+    missed: list[str] = []
+    _reuse_cache_only(missed)  # a notebook the English build did not cache (it failed there) is not run again
+    _glue_in_translations()
     start = time.time()
     status = _sphinx(work / "html", work / ".doctrees", "html",
                      {"language": LANGUAGE, "html_title": TITLE}, strict, keep_going)
     seconds = time.time() - start
+    for path in missed:
+        print(f"zh edition: {Path(path).relative_to(ROOT)} is not in the English build's execution cache "
+              "(did it fail there?); its page is shown without outputs", file=sys.stderr)
     if status != 0:
         print(f"zh edition: the Sphinx build failed (status {status}) after {seconds:.0f} s", file=sys.stderr)
         return status
@@ -142,6 +191,8 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
     if executed:
         print(f"zh edition: {len(executed)} notebooks were executed, none should have been "
               f"(the English build's execution cache was not reused): {', '.join(executed)}", file=sys.stderr)
+        return 1
+    if missed:
         return 1
     print("zh edition: no notebook executed (every chapter came from the execution cache)")
     return 0
