@@ -77,6 +77,7 @@ def executed_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell("Not on a slide."),
         nbformat.v4.new_markdown_cell("# Tiny chapter\n\nThe plan, $x^2$.", metadata={"tags": ["slide"]}),
         nbformat.v4.new_code_cell("figure = plot()", metadata={"tags": ["slide-output"]}, execution_count=1, outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="printed beside the figure\n"),
             nbformat.v4.new_output("display_data", data={"image/png": PIXEL, "text/plain": "<Figure>"}),
             glue_output]),
         nbformat.v4.new_code_cell("def recipe():\n    return 1", metadata={"tags": ["slide"]}, execution_count=2),
@@ -92,7 +93,12 @@ def test_deck_notebook_has_one_slide_per_tagged_cell():
     assert all(cell.metadata["slideshow"] == {"slide_type": "slide"} for cell in deck.cells)
     assert deck.cells[1].metadata["transient"] == {"remove_source": True}  # slide-output: the figure alone
     assert "transient" not in deck.cells[2].metadata
-    assert [list(output["data"]) for output in deck.cells[1].outputs] == [["image/png", "text/plain"]]  # glue gone
+    # the glued value and the printed line go, the figure stays
+    assert [list(output["data"]) for output in deck.cells[1].outputs] == [["image/png", "text/plain"]]
+    printed = nbformat.v4.new_output("stream", name="stdout", text="a table printed as text\n")
+    notebook = executed_notebook()
+    notebook.cells[2].outputs = [printed, notebook.cells[2].outputs[-1]]  # the text, then the glued value
+    assert deck_notebook(notebook, "tiny").cells[1].outputs == [printed]  # nothing else to show: the text stays
 
 
 def test_untagged_and_mistagged_notebooks_are_refused():

@@ -7,7 +7,7 @@ Usage:
 A chapter chooses its slides by tagging cells of its page, ``book/<chapter>.md``: a markdown cell
 with ``+++ {"tags": ["slide"]}`` before it, a code cell with ``:tags: [slide]`` in its options. A
 ``slide`` cell is shown as on the page (a code cell with its code and outputs); a ``slide-output``
-code cell shows its outputs only (a figure, a table). Each tagged cell is one slide, in the page's
+code cell shows its outputs only: its figures and tables, or its printed text when it has neither. Each tagged cell is one slide, in the page's
 order: the objectives, the key figure, the recipe's code, the lessons.
 
 The cells come from the executed notebooks of the build (``SITE/_sources/<page>.ipynb``, the notebook
@@ -240,6 +240,9 @@ def deck_notebook(executed: nbformat.NotebookNode, chapter: str, substitutions: 
         else:
             cell.outputs = [output for output in cell.outputs  # glue(..., display=False) outputs are not shown
                             if "scrapbook" not in output.get("metadata", {})]
+            rich = [output for output in cell.outputs if output.output_type in ("display_data", "execute_result")]
+            if OUTPUT_TAG in tags and rich:
+                cell.outputs = rich  # a figure or a table: the printed lines around it stay on the page
             if OUTPUT_TAG in tags or tags & {"remove-input", "hide-input"}:
                 cell.metadata["transient"] = {"remove_source": True}  # the lab template then shows outputs only
         cell.metadata["slideshow"] = {"slide_type": "slide"}
