@@ -32,6 +32,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import nbformat
 import yaml
+import slides
+import student_edition
 from toc_notebooks import toc_files  # tools/ is on the path: run as a script, or as the tests import it
 
 __all__ = ["LinkCollector", "chapter_pages", "check_chapter_notebooks", "check_language_switch", "check_site",
@@ -102,7 +104,8 @@ def check_site(folder: Path, book: Path | None = None) -> list[str]:
     Returns:
         One message per problem (empty when the site is sound): a page or link that does not answer
         200, a link rooted at ``/`` or using ``file://``, a fragment the target page lacks, and
-        with ``book`` the problems :func:`check_chapter_notebooks` reports.
+        with ``book`` the problems :func:`check_chapter_notebooks` reports, and those of each chapter's
+        student notebook and slide deck (``site_problems`` in tools/student_edition.py and tools/slides.py).
 
     Raises:
         ValueError: if ``folder`` is not a folder with at least one ``.html`` page.
@@ -171,6 +174,8 @@ def check_site(folder: Path, book: Path | None = None) -> list[str]:
         server.server_close()
     if book is not None:
         problems += check_chapter_notebooks(folder, book)
+        # each chapter's student notebook (linked, present, no solution) and its slide deck
+        problems += student_edition.site_problems(folder, book) + slides.site_problems(folder, book)
     return problems
 
 
