@@ -14,7 +14,6 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/bert_settings.py
 from __future__ import annotations
 
 import datetime
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
+from peak_memory import processor_name  # benchmarks/peak_memory.py, beside this script
 from tlcourse.chapters.bert import SETTINGS, load_sentiment_splits
 from tlcourse.data import make_loader
 from tlcourse.models import SentenceClassifier, load_text_encoder, text_model_source
@@ -50,6 +50,18 @@ def tokenise(tokenizer, texts: list[str], labels: list[int], max_length: int) ->
     return [{**{key: encoded[key][i] for key in encoded}, "labels": label} for i, label in enumerate(labels)]
 
 
+def adamw_groups(model: torch.nn.Module, rate: float, head_rate: float | None) -> list[dict]:
+    """Trainable parameters in groups: no decay on biases and LayerNorm; ``classifier.*`` at ``head_rate`` if set."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    head = [(name, p) for name, p in trainable if name.startswith("classifier.")]
+    body = [(name, p) for name, p in trainable if not name.startswith("classifier.")]
+    parts = [(trainable, rate)] if head_rate is None else [(body, rate), (head, head_rate)]
+    groups = [{"params": [p for name, p in named if any(nd in name for nd in NO_DECAY) == exempt],
+               "weight_decay": 0.0 if exempt else 0.01, "lr": part_rate}
+              for named, part_rate in parts for exempt in (False, True)]
+    return [group for group in groups if group["params"]]
+
+
 def run(source: str, data: dict, epochs: int, batch: int, frozen: bool, rate: float, head_rate: float | None,
         seed: int) -> tuple[float, float]:
     """One fine-tuning run; returns (best validation accuracy over its epochs, CPU seconds of fit)."""
@@ -58,14 +70,7 @@ def run(source: str, data: dict, epochs: int, batch: int, frozen: bool, rate: fl
     model = SentenceClassifier(encoder, num_labels=2, pooling="mean")
     if frozen:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    head = [(name, p) for name, p in trainable if name.startswith("classifier.")]
-    body = [(name, p) for name, p in trainable if not name.startswith("classifier.")]
-    parts = [(trainable, rate)] if head_rate is None else [(body, rate), (head, head_rate)]
-    groups = [{"params": [p for name, p in named if any(nd in name for nd in NO_DECAY) == exempt],
-               "weight_decay": 0.0 if exempt else 0.01, "lr": part_rate}
-              for named, part_rate in parts for exempt in (False, True)]  # no decay on biases, LayerNorm
-    optimizer = torch.optim.AdamW(groups, fused=True)  # fused: one kernel for all tensors, as the chapter
+    optimizer = torch.optim.AdamW(adamw_groups(model, rate, head_rate), fused=True)  # fused: as the chapter
     collate = DataCollatorWithPadding(tokenizer)
     sampler = LengthGroupedBatchSampler([len(item["input_ids"]) for item in data["train"]], batch, seed=seed)
     train_loader = DataLoader(data["train"], batch_sampler=sampler, collate_fn=collate, generator=sampler.generator)
@@ -100,10 +105,7 @@ def main() -> pd.DataFrame:
                      "CPU s per run": round(sum(s for _, s in runs) / len(runs), 1)})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model_name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                      platform.processor() or platform.machine())
-    table["machine"] = f"{model_name}, {torch.get_num_threads()} thread"
+    table["machine"] = f"{processor_name()}, {torch.get_num_threads()} thread"
     table["torch"] = torch.__version__
     table["date"] = datetime.date.today().isoformat()
     output = Path(__file__).resolve().parent / "results" / "bert_settings.csv"
