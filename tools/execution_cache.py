@@ -8,7 +8,8 @@ gives each combination of those its own cache folder, ``_build/jupyter-cache/<ke
 - an edited code cell changes that chapter's hash: only that chapter runs again;
 - an edited ``tlcourse/`` file, requirement or profile changes the key: every chapter runs again.
 
-The key hashes the files under ``tlcourse/``, ``requirements.txt`` and ``pyproject.toml``, the
+The key hashes the files under ``tlcourse/``, ``requirements.txt``, ``pyproject.toml`` and the CSV the
+settings page reads (``INPUTS``), the
 version of every installed distribution, and the report of ``python -m tlcourse doctor`` (the
 device, the resolved profile and which assets are cached), computed in the build's own environment,
 the one its kernels inherit. Registered under ``sphinx: local_extensions:`` in ``_config.yml``, with
@@ -33,7 +34,8 @@ from sphinx.util import logging
 __all__ = ["execution_key", "keep_newest", "setup"]
 
 LOGGER = logging.getLogger(__name__)
-INPUTS = ("requirements.txt", "pyproject.toml")
+# benchmarks/results/bert_settings.csv: book/settings.md reads its table from it at run time
+INPUTS = ("requirements.txt", "pyproject.toml", "benchmarks/results/bert_settings.csv")
 KEPT_FOLDERS = 4  # the cache folders of the last few keys stay, so switching profiles back is free
 
 
