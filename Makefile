@@ -156,5 +156,19 @@ check-translation: $(STAMP)
 check-chinese: $(STAMP)
 	$(PY) tools/check_chinese.py _build/html --translated-only
 
+# The offline classroom kit (tools/release.py): dist/transfer-learning-executable-<version>.tar.gz with
+# the executed site, the PDF if built, the notebooks (executed and student), a wheelhouse and a README.
+# SITE defaults to make book's site (the book is built first, reusing the execution cache); another
+# SITE is taken as it is. Downloads are cached in _build/release.
+SITE ?= _build/html
+.PHONY: release release-test
+release: $(if $(filter _build/html,$(SITE)),book,$(STAMP))
+	$(PY) tools/release.py --site $(SITE)
+
+# Not part of `make test` (it unpacks and installs GBs): the archive as a teacher uses it, offline
+# (tools/release_check.py): unpack, venv, install from its wheelhouse only, doctor, one smoke chapter.
+release-test: release
+	$(PY) tools/release_check.py
+
 clean:
 	rm -rf _build
