@@ -118,6 +118,17 @@ book-strict: $(STAMP)
 	# opened from disk in headless Chromium with no network: every formula rendered, nothing fetched from
 	# outside (skipped, and said so, where Debian's chromium is not installed; .ci/run installs it)
 	$(PY) tools/check_offline.py _build/strict/_build/html
+	# each chapter's slide deck (slides/), opened from disk, offline: reveal.js started, every slide there
+	$(PY) tools/slides.py --check _build/strict/_build/html
+
+# One reveal.js deck per chapter, _build/html/slides/<chapter>.html, from the cells its page tags `slide`
+# or `slide-output` (tools/slides.py): every HTML build writes them with that build's numbers. This
+# builds the book (reusing the execution cache), then opens each deck from disk in headless Chromium
+# with no network (skipped, and said so, without Chromium).
+.PHONY: slides
+slides: book
+	$(PY) tools/slides.py --check _build/html
+	@echo "Decks: _build/html/slides/<chapter>.html (reveal.js beside them; they open from disk, offline)"
 
 # The PDF (_build/latex/book.pdf), typeset by xelatex (the glossary and key points are in Chinese).
 # Run after `make book`, it reuses that build's executed notebooks (the same _build environment)
