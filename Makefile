@@ -113,6 +113,10 @@ book-strict: $(STAMP)
 	TLCOURSE_PROFILE=cpu $(VENV)/bin/jupyter-book build . -W --keep-going --path-output _build/strict
 	# the Chinese edition into _build/strict/_build/html/zh: every page's language switch needs it
 	TLCOURSE_PROFILE=cpu $(PY) tools/zh_edition.py build -W --keep-going --path-output _build/strict
+	# the translation kept in step: no catalogue entry untranslated or fuzzy (it names the page and paragraph);
+	# each Chinese page mostly Chinese, with the glossary's Chinese terms, and the search index in Chinese
+	$(PY) tools/check_translation.py
+	$(PY) tools/check_chinese.py _build/strict/_build/html
 	# the site must work from a static server and from disk: serve it on 127.0.0.1, fetch every link
 	$(PY) tools/check_site.py _build/strict/_build/html
 	# opened from disk in headless Chromium with no network: every formula rendered, nothing fetched from

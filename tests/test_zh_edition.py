@@ -123,7 +123,8 @@ def test_edition_check_needs_the_chinese_folder(tmp_path):
     (tmp_path / "zh").mkdir()
     with pytest.raises(ValueError, match="min_share must be"):
         check_edition(tmp_path, ROOT, ["book/intro"], min_share=2)
-    assert check_edition(tmp_path, ROOT, ["book/intro"]) == ["book/intro.html: missing from the site",
+    assert check_edition(tmp_path, ROOT, ["book/intro"]) == ["zh/searchindex.js: missing from the site",
+                                                              "book/intro.html: missing from the site",
                                                               "zh/book/intro.html: missing from the site"]
 
 
@@ -143,3 +144,13 @@ def test_executed_since_counts_records_added_after_the_start(tmp_path):
     assert executed_since(tmp_path / "absent", before) == []
     with pytest.raises(TypeError, match="start must be"):
         executed_since(tmp_path / "cache", "now")
+
+
+def test_search_index_without_chinese_words_is_named():
+    # Sphinx writes Search.setIndex({...}); without jieba the Chinese text is not split into words
+    from check_chinese import search_problems
+
+    terms = [("fine-tuning", "微调")]
+    assert search_problems('Search.setIndex({"terms": {"微调": 1, "model": 2}})', terms) == []
+    assert "no Chinese word is indexed" in search_problems('Search.setIndex({"terms": {"model": 2}})', terms)[0]
+    assert "none of the glossary" in search_problems('Search.setIndex({"terms": {"一个": 2}})', terms)[0]

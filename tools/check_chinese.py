@@ -23,6 +23,7 @@ is wrong, 1 otherwise, one line per problem.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from html.parser import HTMLParser
@@ -177,6 +178,18 @@ def complete_pages(catalogues: Path = CATALOGUES) -> list[str]:
             if not report.problems]
 
 
+def search_problems(index_js: str, terms: list[tuple[str, str]]) -> list[str]:
+    """Whether the Chinese edition's search index holds Chinese words: Sphinx splits them only with jieba."""
+    body = index_js[index_js.index("(") + 1:index_js.rindex(")")]  # Search.setIndex({...})
+    words = set(json.loads(body)["terms"])
+    chinese = [word for word in words if any("\u4e00" <= character <= "\u9fff" for character in word)]
+    if not chinese:
+        return [f"{FOLDER}/searchindex.js: no Chinese word is indexed, so searching in Chinese finds nothing "
+                "(is jieba installed? pip install -r requirements.txt)"]
+    found = [chinese_term for _, chinese_term in terms if chinese_term in words]
+    return [] if found else [f"{FOLDER}/searchindex.js: none of the glossary's Chinese terms is indexed"]
+
+
 def check_edition(site: Path, book: Path = ROOT, pages: list[str] | None = None,
                   min_share: float = MIN_SHARE) -> list[str]:
     """Check the Chinese edition ``site/zh`` page by page against the English ``site``.
@@ -199,7 +212,9 @@ def check_edition(site: Path, book: Path = ROOT, pages: list[str] | None = None,
     if pages is None:
         pages = [name.removesuffix(".md") for name in
                  toc_files(yaml.safe_load((book / "_toc.yml").read_text(encoding="utf-8")))]
-    problems = []
+    index = site / FOLDER / "searchindex.js"
+    problems = search_problems(index.read_text(encoding="utf-8"), terms) if index.is_file() else [
+        f"{FOLDER}/searchindex.js: missing from the site"]
     for page in pages:
         english, chinese = site / f"{page}.html", site / FOLDER / f"{page}.html"
         missing = [path for path in (english, chinese) if not path.is_file()]
