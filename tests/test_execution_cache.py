@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from execution_cache import execution_key, keep_newest  # noqa: E402
+from execution_cache import execution_key, keep_newest, restore_cached_outputs  # noqa: E402
 
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 
@@ -129,3 +129,29 @@ def test_a_failed_cell_is_reported_and_not_cached(tmp_path):
         assert "ZeroDivisionError" in result.stdout + result.stderr  # the traceback is in the log
         assert "ZeroDivisionError" in (root / "_build/html/reports/page.err.log").read_text()
     assert len((tmp_path / "runs.txt").read_text().splitlines()) == 2
+
+
+def test_cached_outputs_are_put_back_into_notebooks_written_without_them(tmp_path):
+    # myst-nb 1.4 writes the notebook it read, not the one merged with the cache, on a cache hit
+    import nbformat
+    from jupyter_cache import get_cache
+
+    def notebook(executed: bool):
+        cell = nbformat.v4.new_code_cell("1 + 1", execution_count=1 if executed else None,
+                                         outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"},
+                                                                         execution_count=1)] if executed else [])
+        return nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+
+    executed = tmp_path / "page.ipynb"
+    nbformat.write(notebook(True), executed)
+    get_cache(tmp_path / "cache").cache_notebook_file(str(executed), check_validity=False)
+    written, other = tmp_path / "written.ipynb", tmp_path / "other.ipynb"
+    nbformat.write(notebook(False), written)
+    stranger = notebook(False)
+    stranger.cells[0].source = "2 + 2"  # no cached match
+    nbformat.write(stranger, other)
+    assert restore_cached_outputs([written, other], str(tmp_path / "cache")) == [written]
+    restored = nbformat.read(written, as_version=4).cells[0]
+    assert restored.outputs[0]["data"]["text/plain"] == "2" and restored.execution_count == 1
+    assert nbformat.read(other, as_version=4).cells[0].outputs == []
+    assert restore_cached_outputs([written], str(tmp_path / "cache")) == []  # has outputs now: untouched

@@ -31,7 +31,7 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.util import logging
 
-__all__ = ["execution_key", "keep_newest", "setup"]
+__all__ = ["execution_key", "keep_newest", "restore_cached_outputs", "setup"]
 
 LOGGER = logging.getLogger(__name__)
 # benchmarks/results/bert_settings.csv: book/settings.md reads its table from it at run time
@@ -88,7 +88,43 @@ def choose_cache(app: Sphinx, config: Config) -> None:
     LOGGER.info(f"execution cache key {key} (tlcourse/, requirements, profile, assets)")
 
 
+def restore_cached_outputs(notebooks: list[Path], cache_path: str) -> list[Path]:
+    """Put the cached outputs back into the written notebooks that have none; return those rewritten.
+
+    On a cache hit myst-nb 1.4 renders the page from the cached outputs but writes the notebook it
+    read, without them, to ``jupyter_execute/`` and ``_sources/``: the download, the Colab link, the
+    slide decks and the release archive would then hold a notebook with no outputs.
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache, rewritten = get_cache(cache_path), []
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        if not code or any(cell.get("outputs") for cell in code):
+            continue  # executed in this build, or nothing to restore
+        try:
+            _, merged = cache.merge_match_into_notebook(notebook)
+        except KeyError:  # not in the cache: left as it is
+            continue
+        nbformat.write(merged, path)
+        rewritten.append(path)
+    return rewritten
+
+
+def _restore_after_build(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.config.nb_execution_mode != "cache" or not app.config.nb_execution_cache_path:
+        return
+    outdir = Path(app.outdir)
+    notebooks = sorted((outdir.parent / "jupyter_execute").rglob("*.ipynb")) + sorted(
+        (outdir / "_sources").rglob("*.ipynb"))
+    restore_cached_outputs(notebooks, app.config.nb_execution_cache_path)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Choose the cache folder before myst-nb reads its configuration (at builder-inited)."""
     app.connect("config-inited", choose_cache, priority=900)
+    # before the other build-finished handlers (the slide decks, at 900, read jupyter_execute/)
+    app.connect("build-finished", _restore_after_build, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
