@@ -151,7 +151,8 @@ latex-deps:
 
 pdf: $(STAMP) latex-deps
 	$(VENV)/bin/jupyter-book build . --builder pdflatex
-	@echo "PDF: _build/latex/book.pdf"
+	$(PY) tools/zh_edition.py pdf
+	@echo "PDF: _build/latex/book.pdf (中文: _build/zh/latex/book.pdf)"
 
 # The Chinese edition's catalogues (locales/TRANSLATING.md). After editing English prose: `make po`
 # (the English messages into _build/gettext, executing nothing, then merged into

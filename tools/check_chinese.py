@@ -10,6 +10,10 @@ the bibliography's entries. Two checks:
 - **Chinese.** The share of CJK ideographs among the prose's CJK ideographs and Latin letters
   must be at least ``--min-share`` (default 0.4). A Chinese sentence keeps English names (PyTorch,
   LoRA, file names), so the share of a translated page is below 1; an English page's is near 0.
+- **Claims, exercises, glued phrases.** Every claim's box (``tl-claim-lesson``), every exercise's
+  title and every phrase a code cell glued into a paragraph holds Chinese: they are outputs,
+  directive arguments and pasted values, which ``tools/translatable_outputs.py`` sends through the
+  catalogue, and a page could be Chinese overall with them left English.
 - **Terms.** Every glossary term (``book/glossary.md``: each entry's English term, then its
   Chinese one) whose English appears in the English page's prose must appear, in Chinese, in the
   Chinese page's prose. Plurals count (``adapters``); case matters for names written with capitals
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_translation import CATALOGUES, check_catalogue  # noqa: E402
 from toc_notebooks import toc_files  # noqa: E402
 
-__all__ = ["cjk_share", "glossary_terms", "prose_text", "terms_used", "check_page", "check_edition", "main"]
+__all__ = ["cjk_share", "glossary_terms", "prose_text", "terms_used", "untranslated_boxes", "check_page", "check_edition", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = "zh"
@@ -155,11 +159,29 @@ def terms_used(text: str, terms: list[tuple[str, str]]) -> list[tuple[str, str]]
     return used
 
 
+CLAIM_LESSON = re.compile(r'<span class="tl-claim-lesson">(.*?)</span>', re.DOTALL)
+# sphinx-exercise's title: <p class="admonition-title"><span class="caption-number">练习 4.2 </span> (TITLE)</p>
+EXERCISE_TITLE = re.compile(r'<p class="admonition-title">(?:<span class="caption-number">[^<]*</span>)?\s*'
+                            r'\((.*?)\)</p>', re.DOTALL)
+
+
+# a phrase a code cell glued into a paragraph: words and spaces, not a number or a single name
+PASTED_PHRASE = re.compile(r'<span class="pasted-text">([^<]*[A-Za-z]{3,}[^<\s]*\s+[^<\s]*[A-Za-z]{2,}[^<]*)</span>')
+
+
+def untranslated_boxes(chinese_html: str) -> list[str]:
+    """The claims' lessons, exercises' titles and glued phrases of a Chinese page that hold no Chinese character."""
+    found = (CLAIM_LESSON.findall(chinese_html) + EXERCISE_TITLE.findall(chinese_html)
+             + PASTED_PHRASE.findall(chinese_html))
+    return [re.sub(r"<[^>]+>", "", text).strip() for text in found if not CJK.search(text)]
+
+
 def check_page(english_html: str, chinese_html: str, terms: list[tuple[str, str]], page: str,
                min_share: float = MIN_SHARE) -> list[str]:
-    """The problems of one page pair: too little Chinese, or a used term missing in Chinese."""
+    """The problems of one page pair: too little Chinese, a claim or exercise title left English, a term missing."""
     english, chinese = prose_text(english_html), prose_text(chinese_html)
-    problems = []
+    problems = [f"{FOLDER}/{page}.html: a claim, an exercise title or a glued phrase is not translated: {text[:70]!r}"
+                for text in untranslated_boxes(chinese_html)]
     share = cjk_share(chinese)
     if share < min_share:
         problems.append(f"{FOLDER}/{page}.html: {share:.2f} of its prose letters are Chinese, "

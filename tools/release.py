@@ -206,7 +206,7 @@ def readme_text(kit: Kit) -> str:
     glibc = f", glibc {kit.glibc[0]}.{kit.glibc[1]} or newer" if kit.glibc else ""
     system = f"CPython {kit.python} on {kit.platform}{glibc}"
     if kit.pdf:
-        pdf = "| `book.pdf` | the book as a PDF |"
+        pdf = "| `book.pdf` | the book as a PDF (`book-zh.pdf`, when present: the Chinese edition) |"
         pdf_note = ""
     else:
         pdf = "| no `book.pdf` | see below |"
@@ -480,6 +480,17 @@ def write_archive(entries: list[tuple[str, Path]], target: Path, stem: str, cach
     os.replace(partial, target)
 
 
+def pdf_entries(pdf: Path) -> list[tuple[str, Path]]:
+    """``book.pdf`` when ``pdf`` exists, and ``book-zh.pdf`` when ``make pdf`` wrote the Chinese one beside it.
+
+    ``make pdf`` writes ``_build/latex/book.pdf`` and ``_build/zh/latex/book.pdf``.
+    """
+    if not pdf.is_file():
+        return []
+    chinese = pdf.parent.parent / "zh" / "latex" / pdf.name
+    return [("book.pdf", pdf)] + ([("book-zh.pdf", chinese)] if chinese.is_file() else [])
+
+
 def build(site: Path, pdf: Path, output: Path, cache: Path, student_tool: Path) -> Path:
     """Build the archive; return its path. The cheap checks (site, student tool) come before any download."""
     version = read_version(ROOT / "pyproject.toml")
@@ -501,8 +512,7 @@ def build(site: Path, pdf: Path, output: Path, cache: Path, student_tool: Path) 
         carried.append((name, ASSETS[name].title, dists[0]))
 
     entries = [(f"site/{p.relative_to(site).as_posix()}", p) for p in sorted(Path(site).rglob("*")) if p.is_file()]
-    if pdf.is_file():
-        entries.append(("book.pdf", pdf))
+    entries += pdf_entries(pdf)
     entries += [(f"notebooks/executed/{name}.ipynb", path) for name, path in executed.items()]
     entries += [(f"notebooks/student/{name}.ipynb", path) for name, path in student.items()]
     entries += [(f"wheelhouse/{wheel.name}", wheel) for wheel in wheels]

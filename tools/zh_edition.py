@@ -3,6 +3,7 @@
 Usage (from the repository root; `make book`, `make pot` and `make po` run these):
 
     python tools/zh_edition.py build [--path-output DIR] [-W] [--keep-going]
+    python tools/zh_edition.py pdf [--path-output DIR]   # the Chinese PDF: DIR/_build/zh/latex/book.pdf
     python tools/zh_edition.py pot                  # English messages -> _build/gettext/book/<page>.pot
     python tools/zh_edition.py po [--pages book/concepts ...]   # pot, then sphinx-intl update:
                                                     # locales/zh_CN/LC_MESSAGES/book/<page>.po
@@ -20,6 +21,11 @@ build used (from its Sphinx environment), so every chapter comes from the Englis
 After the build, the records the cache gained during it are counted: each one is a chapter that
 was executed, named, and the build fails. (Another build writing to the same cache folder at the
 same time would be counted too.)
+
+``pdf`` runs Sphinx's LaTeX builder the same way (language ``zh_CN``, the English build's
+execution cache, nothing executed), then the Makefile Sphinx writes beside the LaTeX (``make
+all-pdf``: latexmk with xelatex and xeCJK, as ``_config.yml`` sets), as ``jupyter-book build
+--builder pdflatex`` does for the English PDF.
 
 ``pot`` runs Sphinx's gettext builder with the notebooks' outputs taken from the execution cache
 and never executed (a notebook the cache lacks is read without outputs), so extracting the
@@ -44,7 +50,7 @@ FOLDER = "zh"  # the Chinese edition's folder inside the English site (tools/lan
 TITLE = "迁移学习：可执行的教程"  # the site's title in the Chinese edition (html_title)
 POT_FOLDER = ROOT / "_build" / "gettext"
 
-__all__ = ["build_edition", "english_cache_folder", "executed_since", "extract_messages", "update_catalogues",
+__all__ = ["build_edition", "build_pdf", "english_cache_folder", "executed_since", "extract_messages", "update_catalogues",
            "main"]
 
 
@@ -198,6 +204,36 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
     return 0
 
 
+def build_pdf(path_output: Path = ROOT) -> int:
+    """Typeset the Chinese edition as ``path_output/_build/zh/latex/book.pdf``; return 0 when it built and ran nothing."""
+    work = Path(path_output).resolve() / "_build" / FOLDER
+    english = english_cache_folder(Path(path_output).resolve())
+    if english is not None:
+        _reuse_folder(english)
+    missed: list[str] = []
+    _reuse_cache_only(missed)
+    _glue_in_translations()
+    start = time.time()
+    status = _sphinx(work / "latex", work / ".doctrees-latex", "latex", {"language": LANGUAGE}, False, False)
+    if status != 0 or missed:
+        print(f"zh pdf: the LaTeX build failed (status {status}) or lacked executed notebooks: {missed}",
+              file=sys.stderr)
+        return status or 1
+    executed = executed_since(ROOT / "_build" / "jupyter-cache", start)
+    if executed:
+        print(f"zh pdf: {len(executed)} notebooks were executed, none should have been: {', '.join(executed)}",
+              file=sys.stderr)
+        return 1
+    result = subprocess.run(["make", "all-pdf"], cwd=work / "latex", check=False, stdout=subprocess.DEVNULL)
+    pdf = work / "latex" / "book.pdf"
+    if result.returncode != 0 or not pdf.is_file():
+        print(f"zh pdf: xelatex failed (status {result.returncode}); its log: {work / 'latex' / 'book.log'}",
+              file=sys.stderr)
+        return result.returncode or 1
+    print(f"zh pdf: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB) in {time.time() - start:.0f} s")
+    return 0
+
+
 def _reuse_cache_only(missed: list[str]) -> None:
     """Make myst-nb's cache mode use cached outputs but never execute, in this process only.
 
@@ -280,13 +316,15 @@ def update_catalogues(pot_folder: Path = POT_FOLDER, english_build: Path = ROOT,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one of build, pot, po."""
+    """Parse the command line and run one of build, pdf, pot, po."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the Chinese edition into <path-output>/_build/html/zh")
     build.add_argument("--path-output", default=str(ROOT), help="as jupyter-book build's (default: the repository)")
     build.add_argument("-W", dest="strict", action="store_true", help="warnings are errors")
     build.add_argument("--keep-going", action="store_true", help="with -W, report every warning before failing")
+    pdf = commands.add_parser("pdf", help="typeset the Chinese PDF into <path-output>/_build/zh/latex/book.pdf")
+    pdf.add_argument("--path-output", default=str(ROOT), help="the English build whose outputs to use")
     for name, text in (("pot", "extract the English messages into _build/gettext"),
                        ("po", "pot, then update the catalogues under locales/zh_CN")):
         command = commands.add_parser(name, help=text)
@@ -297,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "build":
         return build_edition(Path(arguments.path_output), arguments.strict, arguments.keep_going)
+    if arguments.command == "pdf":
+        return build_pdf(Path(arguments.path_output))
     if arguments.command == "pot":
         return extract_messages(POT_FOLDER, Path(arguments.path_output))
     return update_catalogues(POT_FOLDER, Path(arguments.path_output), arguments.pages)
