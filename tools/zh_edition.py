@@ -213,6 +213,11 @@ def build_pdf(path_output: Path = ROOT) -> int:
     missed: list[str] = []
     _reuse_cache_only(missed)
     _glue_in_translations()
+    from jupyter_book import sphinx as jupyter_book_sphinx  # the title page: _config.yml's title is English
+
+    english_title = jupyter_book_sphinx.update_latex_documents
+    jupyter_book_sphinx.update_latex_documents = lambda documents, overrides: english_title(
+        documents, {**overrides, "title": TITLE})
     start = time.time()
     status = _sphinx(work / "latex", work / ".doctrees-latex", "latex", {"language": LANGUAGE}, False, False)
     if status != 0 or missed:
