@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import time
@@ -29,6 +30,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from tlcourse.data import make_loader
+from tlcourse.metrics import paired_difference
 from tlcourse.runtime import seed_everything
 from tlcourse.train import fit
 
@@ -94,6 +96,7 @@ def compare(name: str, build: Callable[[], nn.Module], data: TensorDataset, repe
             else:
                 fit_weights = weights
         identical = identical and all(torch.equal(bare_weights[key], fit_weights[key]) for key in bare_weights)
+    log_interval = paired_difference([math.log(f) for f in fit_times], [math.log(b) for b in bare_times])
     result = {
         "model": name,
         "steps": NUM_EPOCHS * len(range(0, len(data), BATCH_SIZE)),
@@ -104,11 +107,17 @@ def compare(name: str, build: Callable[[], nn.Module], data: TensorDataset, repe
         "wall_ratio_of_medians": statistics.median(fit_walls) / statistics.median(bare_walls),
         # each repeat's two runs are adjacent in time, so they share the machine's state of the moment
         "median_paired_ratio": statistics.median(f / b for f, b in zip(fit_times, bare_times)),
+        # the geometric mean of the paired ratios with a 95% t interval (on their logarithms: the
+        # arithmetic mean of ratios is biased upward by the noise of the denominators)
+        "mean_paired_ratio": math.exp(log_interval.mean), "paired_ratio_low": math.exp(log_interval.low),
+        "paired_ratio_high": math.exp(log_interval.high),
         "identical_weights": identical,
     }
     print(f"{name}, {result['steps']} steps: CPU seconds (median of {repeats}) bare "
           f"{result['bare_cpu_seconds_median']:.3f}, fit {result['fit_cpu_seconds_median']:.3f}, ratio "
-          f"{result['ratio_of_medians']:.3f} (median of the {repeats} paired ratios: {result['median_paired_ratio']:.3f}; "
+          f"{result['ratio_of_medians']:.3f} (median of the {repeats} paired ratios: {result['median_paired_ratio']:.3f}, "
+          f"their geometric mean {result['mean_paired_ratio']:.3f} [{result['paired_ratio_low']:.3f}, "
+          f"{result['paired_ratio_high']:.3f}] (95% interval); "
           f"fastest runs: {result['ratio_of_minimums']:.3f}; wall time: {result['wall_ratio_of_medians']:.3f}); "
           f"identical weights: {identical}")
     return result
