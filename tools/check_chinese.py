@@ -165,14 +165,15 @@ EXERCISE_TITLE = re.compile(r'<p class="admonition-title">(?:<span class="captio
                             r'\((.*?)\)</p>', re.DOTALL)
 
 
-# a phrase a code cell glued into a paragraph: words and spaces, not a number or a single name
-PASTED_PHRASE = re.compile(r'<span class="pasted-text">([^<]*[A-Za-z]{3,}[^<\s]*\s+[^<\s]*[A-Za-z]{2,}[^<]*)</span>')
+PASTED_TEXT = re.compile(r'<span class="pasted-text">([^<]*)</span>')
 
 
 def untranslated_boxes(chinese_html: str) -> list[str]:
     """The claims' lessons, exercises' titles and glued phrases of a Chinese page that hold no Chinese character."""
+    from translatable_outputs import PHRASE  # the pasted values that are messages: phrases, not numbers or names
+
     found = (CLAIM_LESSON.findall(chinese_html) + EXERCISE_TITLE.findall(chinese_html)
-             + PASTED_PHRASE.findall(chinese_html))
+             + [text for text in PASTED_TEXT.findall(chinese_html) if PHRASE.search(text)])
     return [re.sub(r"<[^>]+>", "", text).strip() for text in found if not CJK.search(text)]
 
 

@@ -161,6 +161,33 @@ def _glue_in_translations() -> None:
     myst_nb_sphinx.Parser.parse = translation_aware_parse
 
 
+def _build_translated(path_output: Path, builder: str, overrides: dict, strict: bool = False,
+                      keep_going: bool = False) -> tuple[int, list[str], list[str], float]:
+    """Run Sphinx's ``builder`` in Chinese into ``path_output/_build/zh/<builder>``, executing nothing.
+
+    The notebooks' outputs come from the execution cache the English build under ``path_output``
+    used (else the current key's), a notebook it lacks is read without outputs, and translated
+    paragraphs glue their page's values.
+
+    Returns:
+        ``(status, missed, executed, seconds)``: Sphinx's status, the notebooks the cache lacked,
+        the notebooks executed all the same (none should be), and the build's duration.
+    """
+    work = Path(path_output).resolve() / "_build" / FOLDER
+    english = english_cache_folder(Path(path_output).resolve())
+    if english is not None:
+        _reuse_folder(english)
+        print(f"zh edition: the English build's execution cache, {english.name}")
+    missed: list[str] = []
+    _reuse_cache_only(missed)  # a notebook the English build did not cache (it failed there) is not run again
+    _glue_in_translations()
+    start = time.time()
+    doctrees = work / (".doctrees" if builder == "html" else f".doctrees-{builder}")
+    status = _sphinx(work / builder, doctrees, builder, {"language": LANGUAGE, **overrides}, strict, keep_going)
+    executed = sorted(set(executed_since(ROOT / "_build" / "jupyter-cache", start)))
+    return status, missed, executed, time.time() - start
+
+
 def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bool = False) -> int:
     """Build the Chinese edition into ``path_output/_build/html/zh``; return 0 when it built and ran nothing.
 
@@ -170,18 +197,8 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
     cache is chosen by the current key, as for the English build.
     """
     base = Path(path_output).resolve() / "_build"
-    work = base / FOLDER
-    english = english_cache_folder(Path(path_output).resolve())
-    if english is not None:
-        _reuse_folder(english)
-        print(f"zh edition: the English build's execution cache, {english.name}")
-    missed: list[str] = []
-    _reuse_cache_only(missed)  # a notebook the English build did not cache (it failed there) is not run again
-    _glue_in_translations()
-    start = time.time()
-    status = _sphinx(work / "html", work / ".doctrees", "html",
-                     {"language": LANGUAGE, "html_title": TITLE}, strict, keep_going)
-    seconds = time.time() - start
+    status, missed, executed, seconds = _build_translated(path_output, "html", {"html_title": TITLE}, strict,
+                                                          keep_going)
     for path in missed:
         print(f"zh edition: {Path(path).relative_to(ROOT)} is not in the English build's execution cache "
               "(did it fail there?); its page is shown without outputs", file=sys.stderr)
@@ -190,10 +207,8 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
         return status
     site = base / "html" / FOLDER
     shutil.rmtree(site, ignore_errors=True)
-    shutil.copytree(work / "html", site)
-    executed = executed_since(ROOT / "_build" / "jupyter-cache", start)
+    shutil.copytree(base / FOLDER / "html", site)
     print(f"zh edition: built in {seconds:.0f} s -> {site}")
-    executed = sorted(set(executed))
     if executed:
         print(f"zh edition: {len(executed)} notebooks were executed, none should have been "
               f"(the English build's execution cache was not reused): {', '.join(executed)}", file=sys.stderr)
@@ -206,36 +221,29 @@ def build_edition(path_output: Path = ROOT, strict: bool = False, keep_going: bo
 
 def build_pdf(path_output: Path = ROOT) -> int:
     """Typeset the Chinese edition as ``path_output/_build/zh/latex/book.pdf``; return 0 when it built and ran nothing."""
-    work = Path(path_output).resolve() / "_build" / FOLDER
-    english = english_cache_folder(Path(path_output).resolve())
-    if english is not None:
-        _reuse_folder(english)
-    missed: list[str] = []
-    _reuse_cache_only(missed)
-    _glue_in_translations()
-    from jupyter_book import sphinx as jupyter_book_sphinx  # the title page: _config.yml's title is English
+    from jupyter_book import sphinx as jupyter_book_sphinx
 
-    english_title = jupyter_book_sphinx.update_latex_documents
-    jupyter_book_sphinx.update_latex_documents = lambda documents, overrides: english_title(
+    # the title page: jupyter-book applies _config.yml's (English) title to latex_documents
+    update_latex_documents = jupyter_book_sphinx.update_latex_documents
+    jupyter_book_sphinx.update_latex_documents = lambda documents, overrides: update_latex_documents(
         documents, {**overrides, "title": TITLE})
-    start = time.time()
-    status = _sphinx(work / "latex", work / ".doctrees-latex", "latex", {"language": LANGUAGE}, False, False)
+    status, missed, executed, _ = _build_translated(path_output, "latex", {})
     if status != 0 or missed:
         print(f"zh pdf: the LaTeX build failed (status {status}) or lacked executed notebooks: {missed}",
               file=sys.stderr)
         return status or 1
-    executed = executed_since(ROOT / "_build" / "jupyter-cache", start)
     if executed:
         print(f"zh pdf: {len(executed)} notebooks were executed, none should have been: {', '.join(executed)}",
               file=sys.stderr)
         return 1
-    result = subprocess.run(["make", "all-pdf"], cwd=work / "latex", check=False, stdout=subprocess.DEVNULL)
-    pdf = work / "latex" / "book.pdf"
+    start = time.time()
+    work = Path(path_output).resolve() / "_build" / FOLDER / "latex"
+    result = subprocess.run(["make", "all-pdf"], cwd=work, check=False, stdout=subprocess.DEVNULL)
+    pdf = work / "book.pdf"
     if result.returncode != 0 or not pdf.is_file():
-        print(f"zh pdf: xelatex failed (status {result.returncode}); its log: {work / 'latex' / 'book.log'}",
-              file=sys.stderr)
+        print(f"zh pdf: xelatex failed (status {result.returncode}); its log: {work / 'book.log'}", file=sys.stderr)
         return result.returncode or 1
-    print(f"zh pdf: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB) in {time.time() - start:.0f} s")
+    print(f"zh pdf: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB), typeset in {time.time() - start:.0f} s")
     return 0
 
 
