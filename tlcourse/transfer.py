@@ -1,5 +1,5 @@
 """Transfer helpers after fastai's vocabulary: freeze and unfreeze, replace or split off a head, cache a
-frozen backbone's features, and LP-FT's two stages."""
+frozen backbone's features, LP-FT's two stages, and the L2-SP loss."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tlcourse.checks import check_int
+from tlcourse.checks import check_int, check_module, check_number
 from tlcourse.train import predict
 
 __all__ = ["freeze", "unfreeze", "replace_head", "count_parameters", "trainable_parameter_names",
-           "split_head", "extract_features", "freeze_batchnorm", "linear_probe_then_fine_tune"]
+           "split_head", "extract_features", "freeze_batchnorm", "linear_probe_then_fine_tune", "PenalisedLoss"]
 
 Result = TypeVar("Result")
 
@@ -113,3 +113,38 @@ def linear_probe_then_fine_tune(model: nn.Module, head: str, probe: Callable[[nn
     unfreeze(model)  # stage 2: everything from the trained head; BatchNorm keeps its pretrained statistics
     freeze_batchnorm(model)
     return fine_tune(model)
+
+
+class PenalisedLoss:
+    """``loss_fn(logits, targets)`` for :func:`tlcourse.train.fit`: cross-entropy plus ``strength / 2 * sum ||w - w0||^2``.
+
+    L2-SP (Li et al., 2018) pulls each named parameter toward its value at construction, ``w0``;
+    ``toward_zero=True`` pulls it toward zero instead (the plain L2 penalty, as a loss term).
+    """
+
+    def __init__(self, model: nn.Module, names: list[str], strength: float,
+                 toward_zero: bool = False, label_smoothing: float = 0.0) -> None:
+        check_module("model", model)
+        if isinstance(names, str) or not names:
+            raise TypeError(f"names must be a non-empty list of parameter names, got {names!r:.60}")
+        parameters = dict(model.named_parameters())
+        unknown = [name for name in names if name not in parameters]
+        if unknown:
+            raise ValueError(f"unknown parameter names: {unknown[:3]}; the model has {list(parameters)[:5]}")
+        check_number("strength", strength, low=0.0)
+        check_number("label_smoothing", label_smoothing, 0.0, 1.0)
+        self.model, self.strength, self.label_smoothing = model, strength, label_smoothing
+        # detached copies: the anchor w0 is a constant, never trained
+        self.reference = {name: (torch.zeros_like(parameters[name]) if toward_zero
+                                 else parameters[name].detach().clone()) for name in names}
+
+    def penalty(self) -> torch.Tensor:
+        """The current penalty (a scalar tensor)."""
+        parameters = dict(self.model.named_parameters())
+        # the anchor follows the model to its device (fit may move it after construction)
+        total = sum((parameters[name] - anchor.to(parameters[name].device)).pow(2).sum()
+                    for name, anchor in self.reference.items())
+        return 0.5 * self.strength * total
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, targets, label_smoothing=self.label_smoothing) + self.penalty()

@@ -1,7 +1,6 @@
 """One module per chapter of the book, named after it: its settings table and its helpers.
 
-``concepts``, ``math_losses``, ``math_backprop`` and ``math_optim`` (the math
-chapter), ``vgg16``, ``bert``, ``peft``, ``fusion``. Each holds ``SETTINGS``, one frozen dataclass of named sizes
-per profile, read with ``tlcourse.profiles.settings_for(SETTINGS, profile)``.
+``concepts``, ``math``, ``vgg16``, ``bert``, ``peft``, ``fusion``. Each holds ``SETTINGS``, one frozen dataclass
+of named sizes per profile, read with ``tlcourse.profiles.settings_for(SETTINGS, profile)``.
 Chapters import the library (:mod:`tlcourse`); the library never imports a chapter.
 """
