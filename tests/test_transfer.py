@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -112,3 +114,37 @@ def test_a_prefix_or_head_that_names_nothing_is_refused() -> None:
         freeze(network(), ["0", "bert"])
     with pytest.raises(ValueError, match="head: model has no submodule 'head'"):
         linear_probe_then_fine_tune(nn.Linear(1, 1), "head", print, print)
+
+
+def test_penalised_loss_is_cross_entropy_plus_l2_sp_and_toward_zero_is_plain_l2() -> None:
+    from tlcourse.transfer import PenalisedLoss
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    anchor = model.weight.detach().clone()
+    l2_sp = PenalisedLoss(model, ["weight"], strength=0.5)
+    plain = PenalisedLoss(model, ["weight"], strength=0.5, toward_zero=True)
+    with torch.no_grad():
+        model.weight.add_(0.1)
+    logits, labels = torch.randn(6, 3), torch.randint(0, 3, (6,))
+    cross_entropy = torch.nn.functional.cross_entropy(logits, labels)
+    torch.testing.assert_close(l2_sp(logits, labels), cross_entropy + 0.25 * ((model.weight - anchor) ** 2).sum())
+    torch.testing.assert_close(plain(logits, labels), cross_entropy + 0.25 * (model.weight ** 2).sum())
+    plain(logits, labels).backward()
+    torch.testing.assert_close(model.weight.grad, 0.5 * model.weight.detach())  # alpha w: SGD's weight decay
+    assert model.bias.grad is None  # not named: not penalised
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ((None, ["weight"], 0.1), TypeError, "model must be an nn.Module, got NoneType"),
+    (("model", "weight", 0.1), TypeError, "names must be a non-empty list of parameter names, got 'weight'"),
+    (("model", [], 0.1), TypeError, r"names must be a non-empty list of parameter names, got \[\]"),
+    (("model", ["nope"], 0.1), ValueError, r"unknown parameter names: \['nope'\]"),
+    (("model", ["weight"], math.inf), ValueError, "strength must be a finite number .*got inf"),
+])
+def test_penalised_loss_names_a_bad_argument(arguments, error, message) -> None:
+    from tlcourse.transfer import PenalisedLoss
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(error, match=message):
+        PenalisedLoss(*(model if a == "model" else a for a in arguments))
